@@ -275,12 +275,10 @@ impl Config {
                 "admin.username and admin.password (HEIMDALL_ADMIN_USERNAME / HEIMDALL_ADMIN_PASSWORD) must be set together".to_string(),
             ));
         }
-        if let Some(t) = &self.admin.token {
-            if t.len() < 16 {
-                return Err(ConfigError(
-                    "admin.token (HEIMDALL_ADMIN_TOKEN) must be at least 16 characters".to_string(),
-                ));
-            }
+        if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError(
+                "admin.token (HEIMDALL_ADMIN_TOKEN) must be at least 16 characters".to_string(),
+            ));
         }
         Ok(())
     }
