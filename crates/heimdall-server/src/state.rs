@@ -7,6 +7,7 @@ use heimdall_store::Store;
 
 use crate::auth::AdminAuth;
 use crate::config::Config;
+use crate::usage::LiveUsage;
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -15,4 +16,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub admin: Arc<AdminAuth>,
+    /// Live usage for management reads (the governance counters).
+    pub usage: Arc<dyn LiveUsage>,
 }
