@@ -50,14 +50,91 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        let what = match e.classify() {
+        match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "the request body is not valid JSON"
+                ApiError::invalid_request(format!(
+                    "the request body is not valid JSON: {}",
+                    shorten(&e.to_string())
+                ))
             }
-            _ => "the request body does not match the expected shape",
-        };
-        ApiError::invalid_request(format!("{what}: {}", shorten(&e.to_string())))
+            _ => {
+                // Name the field: serde reports only a line and column.
+                match json_path_at(bytes, e.line(), e.column()) {
+                    Some(path) => ApiError::invalid_request(format!(
+                        "the request body does not match the expected shape at {path}: {}",
+                        shorten(&e.to_string())
+                    ))
+                    .with_param(path),
+                    None => ApiError::invalid_request(format!(
+                        "the request body does not match the expected shape: {}",
+                        shorten(&e.to_string())
+                    )),
+                }
+            }
+        }
     })
+}
+
+/// One level of nesting while scanning JSON text.
+enum Level {
+    Object { key: Option<String> },
+    Array { index: usize },
+}
+
+/// The path (`budgets[0].max_limit`) of the value at `line`:`column` (as
+/// serde_json reports them: 1-based line, byte column) of syntactically
+/// valid JSON text. `None` at the top level or when the text cannot be
+/// followed.
+fn json_path_at(bytes: &[u8], line: usize, column: usize) -> Option<String> {
+    let mut offset = 0usize;
+    for _ in 1..line {
+        offset += bytes.get(offset..)?.iter().position(|b| *b == b'\n')? + 1;
+    }
+    let end = (offset + column).min(bytes.len());
+    let mut stack: Vec<Level> = Vec::new();
+    let mut i = 0usize;
+    while i < end {
+        match bytes[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Level::Object { key }) = stack.last_mut()
+                    && key.is_none()
+                {
+                    *key = serde_json::from_slice::<String>(bytes.get(start..=i)?).ok();
+                }
+            }
+            b'{' => stack.push(Level::Object { key: None }),
+            b'[' => stack.push(Level::Array { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Level::Object { key }) => *key = None,
+                Some(Level::Array { index }) => *index += 1,
+                None => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for level in &stack {
+        match level {
+            Level::Object { key: Some(k) } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&shorten(k));
+            }
+            Level::Object { key: None } => {}
+            Level::Array { index } => path.push_str(&format!("[{index}]")),
+        }
+    }
+    (!path.is_empty()).then_some(path)
 }
 
 /// Keeps error messages readable when they quote a hostile value.
@@ -123,5 +200,63 @@ pub fn parse_non_negative(raw: Option<&str>, what: &str) -> Result<Option<i64>, 
                     shorten(v)
                 ))
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_path_at;
+
+    fn path_of_error<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+        text: &str,
+    ) -> Option<String> {
+        let e = serde_json::from_str::<T>(text).expect_err("must fail");
+        json_path_at(text.as_bytes(), e.line(), e.column())
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        max_limit: f64,
+        reset_duration: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: Option<String>,
+        tags: Option<Vec<String>>,
+        budgets: Option<Vec<Inner>>,
+    }
+
+    #[test]
+    fn names_the_field_of_a_shape_error() {
+        assert_eq!(
+            path_of_error::<Outer>(r#"{"name": 5}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            path_of_error::<Outer>(r#"{"name": "a", "tags": ["x", 2]}"#).as_deref(),
+            Some("tags[1]")
+        );
+        assert_eq!(
+            path_of_error::<Outer>(
+                "{\"budgets\": [{\"max_limit\": 1, \"reset_duration\": \"1d\"},\n {\"max_limit\": \"5\", \"reset_duration\": \"1w\"}]}"
+            )
+            .as_deref(),
+            Some("budgets[1].max_limit")
+        );
+        assert_eq!(
+            path_of_error::<Outer>(r#"{"budgets": [{"max_limit": 1}]}"#).as_deref(),
+            Some("budgets[0]")
+        );
+        assert_eq!(
+            path_of_error::<Outer>(r#"{"na\"me,[{": 1}"#).as_deref(),
+            Some("na\"me,[{")
+        );
+        assert_eq!(path_of_error::<Outer>("[1]").as_deref(), Some("[0]"));
+        assert_eq!(path_of_error::<Outer>("5"), None);
     }
 }

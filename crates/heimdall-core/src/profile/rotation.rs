@@ -14,11 +14,39 @@ pub const MIN_ROTATION: i64 = 3600 * NS_PER_SEC;
 pub const MAX_ROTATION: i64 = 365 * 86_400 * NS_PER_SEC;
 
 /// What a request may carry as `auto_rotation_interval`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RotationInput {
     Nanos(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for RotationInput {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RotationInput;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a duration such as \"30d\", \"12h\" or \"90m\", or integer nanoseconds",
+                )
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RotationInput, E> {
+                Ok(RotationInput::Nanos(v))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RotationInput, E> {
+                // Too large for nanoseconds in i64: certainly above the maximum.
+                Ok(RotationInput::Nanos(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RotationInput, E> {
+                Ok(RotationInput::Text(v.to_string()))
+            }
+        }
+        de.deserialize_any(V)
+    }
 }
 
 /// Parses an interval to nanoseconds; 0 means off. Out-of-range → error.
