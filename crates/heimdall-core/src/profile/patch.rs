@@ -118,24 +118,29 @@ pub fn apply_patch(
     }
 
     let mut rotation = current.rotation.clone();
+    // The API shows timestamps in whole seconds; a client that sends back
+    // the value it read is not asking for a change (and an overdue instant
+    // it read back is not "in the past" as a new request would be).
+    let requested_next = patch
+        .next_rotation_at
+        .flatten()
+        .filter(|at| !shown_equal(Some(*at), current.rotation.next_rotation_at));
     if let Some(i) = &patch.auto_rotation_interval {
         let ns = parse_rotation_interval(i)?;
         if ns != rotation.interval_ns {
             rotation.interval_ns = ns;
             let requested = patch.next_rotation_at.flatten();
             rotation.next_rotation_at = next_rotation(ns, requested, now)?;
-        } else if let Some(Some(at)) = patch.next_rotation_at {
+        } else if let Some(at) = requested_next {
             rotation.next_rotation_at = next_rotation(ns, Some(at), now)?;
         }
-    } else if let Some(Some(at)) = patch.next_rotation_at {
+    } else if let Some(at) = requested_next {
         if rotation.interval_ns == 0 {
             return Err(ValidationError(
                 "next_rotation_at needs auto_rotation_interval to be set".to_string(),
             ));
         }
-        if Some(at) != rotation.next_rotation_at {
-            rotation.next_rotation_at = next_rotation(rotation.interval_ns, Some(at), now)?;
-        }
+        rotation.next_rotation_at = next_rotation(rotation.interval_ns, Some(at), now)?;
     }
 
     Ok(PatchedProfile {
@@ -145,4 +150,10 @@ pub fn apply_patch(
         policy,
         rotation,
     })
+}
+
+/// Whether two instants are the same at the precision the API shows (whole
+/// seconds).
+fn shown_equal(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
+    a.map(|t| t.timestamp()) == b.map(|t| t.timestamp())
 }
