@@ -8,5 +8,6 @@ pub mod directory;
 pub mod keys;
 pub mod limits;
 pub mod money;
+pub mod policy;
 pub mod profile;
 pub mod windows;
