@@ -200,7 +200,16 @@ impl Provider for AnthropicProvider {
         call: Call,
         req: &'a MessagesRequest,
     ) -> BoxFut<'a, MessagesResponse> {
-        Box::pin(async move { read_json(self.post_messages(&call, req).await?).await })
+        Box::pin(async move {
+            let resp = if req.stream == Some(true) {
+                let mut body = req.clone();
+                body.stream = None;
+                self.post_messages(&call, &body).await?
+            } else {
+                self.post_messages(&call, req).await?
+            };
+            read_json(resp).await
+        })
     }
 
     fn messages_stream<'a>(
@@ -209,7 +218,13 @@ impl Provider for AnthropicProvider {
         req: &'a MessagesRequest,
     ) -> BoxFut<'a, MessagesStream> {
         Box::pin(async move {
-            let resp = self.post_messages(&call, req).await?;
+            let resp = if req.is_stream() {
+                self.post_messages(&call, req).await?
+            } else {
+                let mut body = req.clone();
+                body.stream = Some(true);
+                self.post_messages(&call, &body).await?
+            };
             Ok(decode_events(sse::events(resp.bytes_stream())))
         })
     }

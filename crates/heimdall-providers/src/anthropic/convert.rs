@@ -83,14 +83,14 @@ pub fn openai_request_to_anthropic(req: &ChatRequest) -> Result<MessagesRequest,
 
 /// Anthropic wants alternating turns: consecutive same-role turns are merged.
 fn push_turn(messages: &mut Vec<InputMessage>, role: &str, blocks: Vec<ContentBlock>) {
-    if let Some(last) = messages.last_mut() {
-        if last.role == role {
-            let mut merged =
-                std::mem::replace(&mut last.content, BlockContent::Blocks(vec![])).into_blocks();
-            merged.extend(blocks);
-            last.content = BlockContent::Blocks(merged);
-            return;
-        }
+    if let Some(last) = messages.last_mut()
+        && last.role == role
+    {
+        let mut merged =
+            std::mem::replace(&mut last.content, BlockContent::Blocks(vec![])).into_blocks();
+        merged.extend(blocks);
+        last.content = BlockContent::Blocks(merged);
+        return;
     }
     messages.push(InputMessage {
         role: role.into(),
