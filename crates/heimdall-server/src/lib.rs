@@ -1,1 +1,18 @@
-//! placeholder
+//! Heimdall's HTTP surface: the management API, the inference edge (with the
+//! governance seam), error encoding, configuration and server lifecycle.
+//! The request path here never calls the store; management handlers do.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod inference;
+pub mod management;
+pub mod provider_admin;
+pub mod router;
+pub mod server;
+pub mod state;
+
+pub use config::{Config, ConfigError};
+pub use server::{Server, StartError};
+pub use state::AppState;

@@ -1,1 +1,19 @@
-//! placeholder
+//! Heimdall's persistent store: SQLite (embedded default) or PostgreSQL behind
+//! one type, with the same schema and the same SQL (sqlx's `Any` driver).
+//!
+//! Conventions: 64-bit integers, booleans as 0/1, timestamps as Unix
+//! milliseconds, structured policy as JSON text. Every write that touches
+//! several rows runs in one transaction. The store is never called from the
+//! inference request path; the server builds in-memory indexes from it.
+
+mod audit;
+mod connect;
+mod error;
+mod profiles;
+mod rows;
+mod settings;
+
+pub use audit::{AuditEntry, AuditFilter, NewAuditEntry};
+pub use connect::{Backend, Store, redact as redact_url};
+pub use error::StoreError;
+pub use profiles::{NewProfile, ProfileListing, ProfileVersion, Render, RoleAttachment};

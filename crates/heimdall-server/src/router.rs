@@ -1,0 +1,75 @@
+//! Assembles every route with its layers, in this order (outermost first):
+//! body limit → (admin auth on `/api/*` | governance on inference routes) →
+//! handler. Unknown routes and wrong methods answer in the error envelope.
+//! `G` routes are served under `/api/governance` and the legacy `/api`, the
+//! latter with `Deprecation: true`.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::auth::require_admin;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{inference, management, provider_admin};
+
+/// The whole application.
+pub fn build(state: AppState) -> Router {
+    let admin = Router::new()
+        .merge(management::routes("/api/governance"))
+        .merge(management::routes("/api").layer(middleware::from_fn(deprecation)))
+        .merge(provider_admin::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/health", get(health))
+        .merge(admin)
+        .merge(inference::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .with_state(state)
+}
+
+async fn deprecation(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert("deprecation", HeaderValue::from_static("true"));
+    resp
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "method {} is not allowed on {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// `GET /health`: public; 503 in the error envelope when a component is down.
+async fn health(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => axum::Json(json!({
+            "status": "ok",
+            "components": {"store": "ok", "redis": "disabled"},
+        }))
+        .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the store does not answer: {e}"),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,18 @@
+//! Shared state of the HTTP layer: cheap to clone, owned by the router.
+
+use std::sync::Arc;
+
+use heimdall_core::clock::Clock;
+use heimdall_store::Store;
+
+use crate::auth::AdminAuth;
+use crate::config::Config;
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub admin: Arc<AdminAuth>,
+}
