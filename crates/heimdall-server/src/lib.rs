@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod inference;
 pub mod management;
+pub mod metrics;
 pub mod provider_admin;
 pub mod router;
 pub mod server;

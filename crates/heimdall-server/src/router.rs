@@ -28,6 +28,7 @@ pub fn build(state: AppState) -> Router {
         .route("/health", get(health))
         .merge(admin)
         .merge(inference::routes())
+        .merge(crate::metrics::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))

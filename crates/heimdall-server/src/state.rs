@@ -15,4 +15,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub admin: Arc<AdminAuth>,
+    /// Live upstream providers (swapped after each provider write).
+    pub providers: crate::provider_admin::Registry,
 }

@@ -10,6 +10,7 @@ mod audit;
 mod connect;
 mod error;
 mod profiles;
+mod providers;
 mod rows;
 mod settings;
 
@@ -17,3 +18,4 @@ pub use audit::{AuditEntry, AuditFilter, NewAuditEntry};
 pub use connect::{Backend, Store, redact as redact_url};
 pub use error::StoreError;
 pub use profiles::{NewProfile, ProfileListing, ProfileVersion, Render, RoleAttachment};
+pub use providers::{StoredProvider, StoredProviderKey};
