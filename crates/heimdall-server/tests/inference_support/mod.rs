@@ -35,7 +35,10 @@ pub async fn start_with(
     });
     for (k, mut v) in extra.as_object().cloned().unwrap_or_default() {
         // every extra provider talks to the mock unless it says otherwise
-        let nc = v.get_mut("network_config").and_then(Value::as_object_mut).map(|o| o.clone());
+        let nc = v
+            .get_mut("network_config")
+            .and_then(Value::as_object_mut)
+            .map(|o| o.clone());
         let mut nc = nc.unwrap_or_default();
         nc.entry("base_url").or_insert(json!(mock.base_url));
         v["network_config"] = Value::Object(nc);
@@ -51,7 +54,12 @@ impl Env {
     /// The last request the mock got on `path` (model-list fetches run in the
     /// background, so "the last request" alone is racy).
     pub fn last(&self, path: &str) -> heimdall_testkit::mock::RecordedRequest {
-        self.mock.requests().into_iter().rev().find(|r| r.path == path).expect("a request reached the mock")
+        self.mock
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.path == path)
+            .expect("a request reached the mock")
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
