@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// A configuration problem, phrased as one line naming the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,11 +108,11 @@ pub struct GovernanceConfig {
     /// Output tokens assumed when a request sets no `max_tokens`.
     pub default_output_tokens: u64,
     /// Longest time settled usage waits before it is written to the store.
-    pub flush_interval: DurationSetting,
+    pub flush_interval: String,
     /// What a governed request with a budget may do with an unpriced model.
     pub unpriced_models: UnpricedModels,
     /// How long a rotated key's old value keeps working.
-    pub vk_rotation_grace: DurationSetting,
+    pub vk_rotation_grace: String,
     /// What admission does while Redis does not answer.
     pub on_redis_error: OnRedisError,
 }
@@ -122,9 +122,9 @@ impl Default for GovernanceConfig {
         GovernanceConfig {
             require_virtual_key: true,
             default_output_tokens: 1024,
-            flush_interval: DurationSetting(Duration::from_secs(1)),
+            flush_interval: "1s".to_string(),
             unpriced_models: UnpricedModels::Allow,
-            vk_rotation_grace: DurationSetting(Duration::ZERO),
+            vk_rotation_grace: "0s".to_string(),
             on_redis_error: OnRedisError::Local,
         }
     }
@@ -152,26 +152,32 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-/// A duration written as text (`"1s"`, `"500ms"`, `"1h30m"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DurationSetting(pub Duration);
-
-impl<'de> Deserialize<'de> for DurationSetting {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(de)?;
-        parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-fn parse_duration(text: &str) -> Result<DurationSetting, String> {
+/// Parses a duration written as text (`"1s"`, `"500ms"`, `"1h30m"`, `"0"`).
+fn parse_duration(setting: &str, text: &str) -> Result<Duration, ConfigError> {
     let t = text.trim();
     if t == "0" {
-        return Ok(DurationSetting(Duration::ZERO));
+        return Ok(Duration::ZERO);
     }
     heimdall_core::profile::parse_duration_ns(t)
         .and_then(|ns| u64::try_from(ns).ok())
-        .map(|ns| DurationSetting(Duration::from_nanos(ns)))
-        .ok_or_else(|| format!("\"{t}\" is not a duration (e.g. \"1s\", \"500ms\", \"2m\")"))
+        .map(Duration::from_nanos)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{setting}: \"{t}\" is not a duration (e.g. \"1s\", \"500ms\", \"2m\")"
+            ))
+        })
+}
+
+impl GovernanceConfig {
+    /// `flush_interval`, parsed (validated at load).
+    pub fn flush_interval(&self) -> Duration {
+        parse_duration("", &self.flush_interval).unwrap_or(Duration::from_secs(1))
+    }
+
+    /// `vk_rotation_grace`, parsed (validated at load).
+    pub fn vk_rotation_grace(&self) -> Duration {
+        parse_duration("", &self.vk_rotation_grace).unwrap_or(Duration::ZERO)
+    }
 }
 
 impl Config {
@@ -265,7 +271,11 @@ impl Config {
                 "server.max_body_bytes must be greater than 0".to_string(),
             ));
         }
-        if self.governance.flush_interval.0.is_zero() {
+        parse_duration(
+            "governance.vk_rotation_grace",
+            &self.governance.vk_rotation_grace,
+        )?;
+        if parse_duration("governance.flush_interval", &self.governance.flush_interval)?.is_zero() {
             return Err(ConfigError(
                 "governance.flush_interval must be greater than 0".to_string(),
             ));
@@ -275,12 +285,10 @@ impl Config {
                 "admin.username and admin.password (HEIMDALL_ADMIN_USERNAME / HEIMDALL_ADMIN_PASSWORD) must be set together".to_string(),
             ));
         }
-        if let Some(t) = &self.admin.token {
-            if t.len() < 16 {
-                return Err(ConfigError(
-                    "admin.token (HEIMDALL_ADMIN_TOKEN) must be at least 16 characters".to_string(),
-                ));
-            }
+        if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError(
+                "admin.token (HEIMDALL_ADMIN_TOKEN) must be at least 16 characters".to_string(),
+            ));
         }
         Ok(())
     }
@@ -310,14 +318,19 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:8080");
         assert_eq!(c.store.url, "sqlite://heimdall.db");
         assert!(c.governance.require_virtual_key);
-        assert_eq!(c.governance.flush_interval.0, Duration::from_secs(1));
+        assert_eq!(c.governance.flush_interval(), Duration::from_secs(1));
         assert_eq!(c.server.max_body_bytes, 32 * 1024 * 1024);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("heimdall-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
     fn environment_wins_over_file() {
-        let dir = std::env::temp_dir().join(format!("heimdall-cfg-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile_dir();
         let path = dir.join("c.yaml");
         std::fs::write(
             &path,
@@ -327,7 +340,7 @@ mod tests {
         let env = |k: &str| (k == "HEIMDALL_LISTEN").then(|| "127.0.0.1:9100".to_string());
         let c = Config::load(Some(&path), &env).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:9100");
-        assert_eq!(c.governance.flush_interval.0, Duration::from_millis(250));
+        assert_eq!(c.governance.flush_interval(), Duration::from_millis(250));
     }
 
     #[test]
@@ -349,8 +362,11 @@ mod tests {
                 .0
                 .contains("HEIMDALL_REQUIRE_VIRTUAL_KEY")
         );
-        let e = Config::from_yaml("governance:\n  flush_interval: soon\n").unwrap_err();
-        assert!(e.0.contains("flush_interval"), "{e}");
+        let dir = tempfile_dir();
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, "governance:\n  flush_interval: soon\n").unwrap();
+        let e = Config::load(Some(&path), &no_env).unwrap_err();
+        assert!(e.0.contains("governance.flush_interval"), "{e}");
         let e = Config::from_yaml("server:\n  lisen: x\n").unwrap_err();
         assert!(e.0.contains("lisen"), "{e}");
     }

@@ -18,6 +18,13 @@ pub struct ApiError {
     pub message: String,
     /// True for errors Heimdall decides itself, false for upstream errors.
     pub is_bifrost_error: bool,
+    /// The rarely-set parts, boxed so that `Result<_, ApiError>` stays small.
+    pub details: Box<ErrorDetails>,
+}
+
+/// Optional parts of an [`ApiError`].
+#[derive(Debug, Clone, Default)]
+pub struct ErrorDetails {
     pub param: Option<String>,
     pub extra_fields: Map<String, Value>,
     /// Extra response headers (`Retry-After`, rate-limit headers).
@@ -33,10 +40,7 @@ impl ApiError {
             kind,
             message: message.into(),
             is_bifrost_error: true,
-            param: None,
-            extra_fields: Map::new(),
-            headers: Vec::new(),
-            event_id: None,
+            details: Box::default(),
         }
     }
 
@@ -83,17 +87,19 @@ impl ApiError {
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
-        self.param = Some(param.into());
+        self.details.param = Some(param.into());
         self
     }
 
     pub fn with_extra(mut self, key: &str, value: impl Into<Value>) -> ApiError {
-        self.extra_fields.insert(key.to_string(), value.into());
+        self.details
+            .extra_fields
+            .insert(key.to_string(), value.into());
         self
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> ApiError {
-        self.headers.push((name, value));
+        self.details.headers.push((name, value));
         self
     }
 
@@ -104,7 +110,8 @@ impl ApiError {
     }
 
     fn event_id(&self) -> String {
-        self.event_id
+        self.details
+            .event_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
@@ -120,9 +127,9 @@ impl ApiError {
                 "type": self.kind,
                 "code": self.kind,
                 "message": self.message,
-                "param": self.param,
+                "param": self.details.param,
             },
-            "extra_fields": self.extra_fields,
+            "extra_fields": self.details.extra_fields,
         })
     }
 
@@ -138,7 +145,7 @@ impl ApiError {
 
     fn respond(self, body: Value) -> Response {
         let mut resp = (self.status, axum::Json(body)).into_response();
-        for (k, v) in &self.headers {
+        for (k, v) in &self.details.headers {
             resp.headers_mut().insert(k.clone(), v.clone());
         }
         resp.extensions_mut().insert(RenderedError(self));
@@ -148,7 +155,7 @@ impl ApiError {
     /// Renders in Anthropic's shape (for `/anthropic/*` routes).
     pub fn into_anthropic_response(mut self) -> Response {
         let id = self.event_id();
-        self.event_id = Some(id.clone());
+        self.details.event_id = Some(id.clone());
         let body = self.anthropic_envelope(&id);
         self.respond(body)
     }
@@ -165,7 +172,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(event_id = %id, status = self.status.as_u16(), kind = self.kind, message = %self.message, "request failed");
         }
-        self.event_id = Some(id.clone());
+        self.details.event_id = Some(id.clone());
         let body = self.envelope(&id);
         self.respond(body)
     }

@@ -108,6 +108,13 @@ pub fn parse_non_negative(raw: Option<&str>, what: &str) -> Result<Option<i64>, 
         Some(v) => v
             .parse::<i64>()
             .ok()
+            .or_else(|| {
+                // A non-negative integer too large for 64 bits is still one:
+                // it is clamped into the route's range like any other.
+                let digits = v.strip_prefix('+').unwrap_or(v);
+                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                    .then_some(i64::MAX)
+            })
             .filter(|n| *n >= 0)
             .map(Some)
             .ok_or_else(|| {

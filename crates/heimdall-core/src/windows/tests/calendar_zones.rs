@@ -154,6 +154,29 @@ fn a_skipped_calendar_day_is_an_empty_window() {
         .is(2, "2011-12-30T10:00:00Z", "2011-12-31T10:00:00Z");
 }
 
+#[test]
+fn a_local_date_that_runs_backwards_stays_in_the_later_window() {
+    // Casey station, 2010-03-05 02:00 +11 → 2010-03-04 23:00 +08 (15:00
+    // UTC): midnight of the 5th happens at 13:00 and 16:00 UTC, and from
+    // 15:00 to 16:00 UTC the local date is the 4th again. Those instants
+    // belong to the day that began at the first midnight.
+    let spec = calendar("1d", Tz::Antarctica__Casey);
+    let anchor = "2010-03-04T12:00:00Z";
+    let counter = Counter::new(&spec, anchor);
+    counter
+        .at(anchor)
+        .is(0, "2010-03-03T13:00:00Z", "2010-03-04T13:00:00Z");
+    counter
+        .at("2010-03-04T15:30:00Z")
+        .is(1, "2010-03-04T13:00:00Z", "2010-03-05T16:00:00Z");
+    // Anchored inside the repeated hour: index 0 still contains the anchor.
+    let repeated = "2010-03-04T15:30:00Z";
+    let late = Counter::new(&spec, repeated);
+    late.at(repeated)
+        .is(0, "2010-03-04T13:00:00Z", "2010-03-05T16:00:00Z");
+    assert_windows_tile(&spec, "2010-02-01T00:00:00Z");
+}
+
 /// Walks `now` over two years in steps shorter than any window and checks
 /// that windows contain `now`, tile time without gaps or overlaps, keep
 /// their index, and that the anchor's window is index 0.
