@@ -88,7 +88,7 @@ impl RequestRecord {
     pub fn fail(&mut self, mut err: ApiError) -> ApiError {
         self.status = err.status.as_u16();
         self.outcome = Outcome::Error;
-        err.event_id = Some(self.event_id.clone());
+        err.details.event_id = Some(self.event_id.clone());
         err
     }
 }

@@ -76,7 +76,7 @@ pub fn checked_kind(name: &str, kind: Option<&str>) -> Result<ProviderKind, ApiE
 /// Validates network settings.
 pub fn check_network(n: &NetworkConfig) -> Result<(), ApiError> {
     let url = n.base_url.trim();
-    if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
         return Err(ApiError::invalid_request(format!(
             "network_config.base_url must start with http:// or https:// (got \"{url}\")"
         ))
