@@ -3,6 +3,10 @@
 //! so every rule can be unit-tested with an injected clock.
 
 pub mod clock;
+pub mod copy;
+pub mod directory;
+pub mod keys;
+pub mod limits;
 pub mod money;
 pub mod profile;
 pub mod windows;

@@ -190,6 +190,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Invalid(m) => ApiError::invalid_request(m),
+            StoreError::Forbidden(m) => ApiError::forbidden(m),
             StoreError::Database(err) => ApiError::internal(format!("the store failed: {err}")),
             StoreError::Corrupt(m) => ApiError::internal(format!("stored data is unreadable: {m}")),
         }

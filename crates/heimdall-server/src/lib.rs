@@ -7,12 +7,14 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod inference;
+pub mod maintenance;
 pub mod management;
 pub mod metrics;
 pub mod provider_admin;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod usage;
 
 pub use config::{Config, ConfigError};
 pub use server::{Server, StartError};

@@ -26,6 +26,8 @@ pub fn build(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/health", get(health))
+        .merge(management::key_routes("/api/governance"))
+        .merge(management::key_routes("/api").layer(middleware::from_fn(deprecation)))
         .merge(admin)
         .merge(inference::routes())
         .merge(crate::metrics::routes(&state))

@@ -64,6 +64,7 @@ impl Server {
             clock,
             admin: Arc::new(admin),
             providers,
+            usage: Arc::new(crate::usage::NoUsage),
         };
         Ok(Server {
             state,
@@ -87,9 +88,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = router::build(self.state.clone());
+        let background = tokio::spawn(crate::maintenance::run(self.state.clone()));
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
+        background.abort();
         self.state.store.close().await;
         result
     }

@@ -7,6 +7,7 @@ use heimdall_store::Store;
 
 use crate::auth::AdminAuth;
 use crate::config::Config;
+use crate::usage::LiveUsage;
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -17,4 +18,6 @@ pub struct AppState {
     pub admin: Arc<AdminAuth>,
     /// Live upstream providers (swapped after each provider write).
     pub providers: crate::provider_admin::Registry,
+    /// Live usage for management reads (the governance counters).
+    pub usage: Arc<dyn LiveUsage>,
 }

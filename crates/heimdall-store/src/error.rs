@@ -9,6 +9,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("store error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("store data error: {0}")]

@@ -8,14 +8,25 @@
 
 mod audit;
 mod connect;
+mod copies;
 mod error;
+mod keys;
 mod profiles;
+mod propagate;
 mod providers;
+mod provision;
+mod roles;
 mod rows;
 mod settings;
+mod users;
 
 pub use audit::{AuditEntry, AuditFilter, NewAuditEntry};
 pub use connect::{Backend, Store, redact as redact_url};
+pub use copies::{CopyWithKeys, Detached};
 pub use error::StoreError;
+pub use keys::{KeyMatch, StoredKey};
 pub use profiles::{NewProfile, ProfileListing, ProfileVersion, Render, RoleAttachment};
+pub use propagate::PropagateOutcome;
 pub use providers::{StoredProvider, StoredProviderKey};
+pub use provision::ProvisionedKey;
+pub use roles::AttachOutcome;

@@ -52,9 +52,9 @@ pub struct ProfileVersion {
 /// A profile with what its detail view shows beside it.
 pub type ProfileListing = (AccessProfile, Vec<RoleAttachment>, i64);
 
-const PROFILE_COLUMNS: &str = "id, name, description, is_active, version, tags, policy, rotation_interval_ns, next_rotation_at, last_rotation_at, created_at, updated_at";
+pub(crate) const PROFILE_COLUMNS: &str = "id, name, description, is_active, version, tags, policy, rotation_interval_ns, next_rotation_at, last_rotation_at, created_at, updated_at";
 
-fn profile_from_row(r: &AnyRow) -> Result<AccessProfile, StoreError> {
+pub(crate) fn profile_from_row(r: &AnyRow) -> Result<AccessProfile, StoreError> {
     let tags: String = r.try_get(5)?;
     let policy: String = r.try_get(6)?;
     Ok(AccessProfile {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use heimdall_core::clock::{Clock, ManualClock, SystemClock};
-use heimdall_server::{Config, Server};
+use heimdall_server::{AppState, Config, Server};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -21,6 +21,8 @@ pub struct TestServer {
     pub store_url: String,
     pub client: reqwest::Client,
     pub clock: Option<Arc<ManualClock>>,
+    /// The server's shared state, for calling background jobs directly.
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -68,6 +70,7 @@ impl TestServer {
             .await
             .expect("server starts");
         let addr = server.local_addr().expect("bound address");
+        let state = server.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
             let _ = rx.await;
@@ -77,6 +80,7 @@ impl TestServer {
             store_url,
             client: reqwest::Client::new(),
             clock,
+            state,
             shutdown: Some(tx),
             task: Some(task),
         }

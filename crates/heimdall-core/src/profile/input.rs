@@ -503,6 +503,8 @@ fn validate_budgets(list: Vec<BudgetInput>, at: &str) -> Result<Vec<Budget>, Val
             max_limit,
             reset_duration: raw,
             reset_config,
+            created_at: None,
+            override_: None,
         });
     }
     Ok(out)
@@ -550,5 +552,7 @@ fn validate_rate_limit(rl: RateLimitInput, at: &str) -> Result<RateLimit, Valida
         token_reset_duration,
         request_max_limit,
         request_reset_duration,
+        token_created_at: None,
+        request_created_at: None,
     })
 }

@@ -55,6 +55,24 @@ pub struct Budget {
     pub max_limit: Money,
     pub reset_duration: String,
     pub reset_config: Option<ResetConfig>,
+    /// On a user copy: when this budget's counter was created (the anchor of
+    /// its rolling windows). None on templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// On a user copy: a temporary or permanent raise of the limit.
+    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_: Option<BudgetOverride>,
+}
+
+/// A raise of one budget of a user copy (access-profiles.md, overrides).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetOverride {
+    pub amount: Money,
+    /// `None` = forever; `Some(n)` = for n windows, the current one included.
+    pub cycles: Option<u32>,
+    /// Index of the window the override was set in (derived, so every node
+    /// computes the same remaining cycles).
+    pub set_window_index: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +87,11 @@ pub struct RateLimit {
     pub token_reset_duration: Option<String>,
     pub request_max_limit: Option<u64>,
     pub request_reset_duration: Option<String>,
+    /// On a user copy: anchors of the token and request windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_created_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,26 +170,71 @@ impl Policy {
         }
     }
 
-    /// This policy with every server-assigned id blanked: two policies that
-    /// are equal this way express the same rules.
+    /// This policy with every server-assigned id and every piece of per-copy
+    /// state (anchors, overrides) blanked: two policies that are equal this
+    /// way express the same rules.
     pub fn without_ids(&self) -> Policy {
         let mut p = self.clone();
-        for b in &mut p.budgets {
+        let clear_budget = |b: &mut Budget| {
             b.id.clear();
-        }
-        if let Some(rl) = &mut p.rate_limit {
+            b.created_at = None;
+            b.override_ = None;
+        };
+        let clear_rl = |rl: &mut RateLimit| {
             rl.id.clear();
+            rl.token_created_at = None;
+            rl.request_created_at = None;
+        };
+        p.budgets.iter_mut().for_each(clear_budget);
+        if let Some(rl) = &mut p.rate_limit {
+            clear_rl(rl);
         }
         for pc in &mut p.provider_configs {
             pc.id = 0;
-            for b in &mut pc.budgets {
-                b.id.clear();
-            }
+            pc.budgets.iter_mut().for_each(clear_budget);
             if let Some(rl) = &mut pc.rate_limit {
-                rl.id.clear();
+                clear_rl(rl);
             }
         }
         p
+    }
+
+    /// Sets the window anchors of every budget and rate-limit half that has
+    /// none yet (a copy's counters start when the copy gets them).
+    pub fn anchor_unset(&mut self, now: DateTime<Utc>) {
+        let anchor_rl = |rl: &mut RateLimit| {
+            if rl.token_max_limit.is_some() && rl.token_created_at.is_none() {
+                rl.token_created_at = Some(now);
+            }
+            if rl.request_max_limit.is_some() && rl.request_created_at.is_none() {
+                rl.request_created_at = Some(now);
+            }
+        };
+        for b in &mut self.budgets {
+            b.created_at.get_or_insert(now);
+        }
+        if let Some(rl) = &mut self.rate_limit {
+            anchor_rl(rl);
+        }
+        for pc in &mut self.provider_configs {
+            for b in &mut pc.budgets {
+                b.created_at.get_or_insert(now);
+            }
+            if let Some(rl) = &mut pc.rate_limit {
+                anchor_rl(rl);
+            }
+        }
+    }
+
+    /// The budget with `id`, profile-wide or of a provider config.
+    pub fn budget_mut(&mut self, id: &str) -> Option<&mut Budget> {
+        if let Some(i) = self.budgets.iter().position(|b| b.id == id) {
+            return self.budgets.get_mut(i);
+        }
+        self.provider_configs
+            .iter_mut()
+            .flat_map(|pc| pc.budgets.iter_mut())
+            .find(|b| b.id == id)
     }
 
     /// Gives every budget, rate limit and provider config an id: the id of the

@@ -276,6 +276,8 @@ fn assign_ids_reuses_matching_ids_and_mints_new_ones() {
         max_limit: crate::money::Money(5),
         reset_duration: "1w".into(),
         reset_config: None,
+        created_at: None,
+        override_: None,
     });
     let mut n = 500;
     changed.assign_ids(Some(&t.policy), &mut || {

@@ -1,0 +1,240 @@
+//! Handlers for virtual keys: list a user's keys (masked), mint, delete,
+//! update, rotate, and the self-service quota route authenticated by a key.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use heimdall_core::keys::looks_like_virtual_key;
+
+use super::copy_dto;
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+const MAX_KEY_NAME: usize = 255;
+
+fn check_key_name(name: Option<&str>) -> Result<Option<String>, ApiError> {
+    match name.map(str::trim) {
+        None => Ok(None),
+        Some("") => Err(ApiError::invalid_request("name must not be empty")),
+        Some(n) if n.chars().count() > MAX_KEY_NAME => Err(ApiError::invalid_request(format!(
+            "name is longer than {MAX_KEY_NAME} characters"
+        ))),
+        Some(n) => Ok(Some(n.to_string())),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let keys = state.store.list_user_keys(&user_id).await?;
+    Ok(axum::Json(json!({
+        "virtual_keys": keys.iter().map(copy_dto::key).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MintBody {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+async fn mint_for(state: AppState, user_id: String, body: MintBody) -> Result<Response, ApiError> {
+    let name = check_key_name(body.name.as_deref())?;
+    let key = state
+        .store
+        .mint_key(
+            &user_id,
+            name.as_deref(),
+            body.description.as_deref(),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(axum::Json(json!({
+        "virtual_key": {"id": key.id, "name": key.name, "value": key.value},
+    }))
+    .into_response())
+}
+
+/// `POST G/users/{user_id}/virtual-keys`
+pub async fn mint(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // An empty body is a mint with defaults.
+    let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
+        MintBody::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    mint_for(state, user_id, body).await
+}
+
+/// Deprecated alias: `POST G/users/{user_id}/access-profiles/{profile_id}/virtual-keys`.
+pub async fn mint_alias(
+    State(state): State<AppState>,
+    Path((user_id, _profile_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
+        MintBody::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    mint_for(state, user_id, body).await
+}
+
+/// `DELETE G/users/{user_id}/virtual-keys/{vk_id}`
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((user_id, key_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = state.store.delete_user_key(&user_id, &key_id).await?;
+    Ok(
+        axum::Json(json!({ "message": format!("virtual key \"{}\" deleted", key.name) }))
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    is_active: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// `PUT G/virtual-keys/{vk_id}` (Heimdall extension).
+pub async fn update(
+    State(state): State<AppState>,
+    Path(key_id): Path<String>,
+    JsonBody(body): JsonBody<UpdateKeyBody>,
+) -> Result<Response, ApiError> {
+    let name = check_key_name(body.name.as_deref())?;
+    let key = state
+        .store
+        .update_key(
+            &key_id,
+            name.as_deref(),
+            body.description.as_ref().map(|d| d.as_deref()),
+            body.is_active,
+            body.expires_at,
+        )
+        .await?;
+    Ok(axum::Json(json!({ "virtual_key": copy_dto::key(&key) })).into_response())
+}
+
+/// `POST G/virtual-keys/{vk_id}/rotate`
+pub async fn rotate(
+    State(state): State<AppState>,
+    Path(key_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let grace =
+        Duration::from_std(state.config.governance.vk_rotation_grace()).unwrap_or(Duration::zero());
+    let key = state
+        .store
+        .rotate_key(&key_id, grace, state.clock.now())
+        .await?;
+    Ok(axum::Json(json!({
+        "message": format!("virtual key \"{}\" rotated", key.name),
+        "virtual_key": {"id": key.id, "name": key.name, "value": key.value},
+    }))
+    .into_response())
+}
+
+/// Finds a virtual key in the request headers (governance.md §1 order).
+pub fn presented_key(headers: &HeaderMap) -> Option<String> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(v) = get("x-bf-vk").filter(|v| !v.is_empty()) {
+        return Some(v.to_string());
+    }
+    if let Some((scheme, rest)) = get("authorization").and_then(|a| a.split_once(' '))
+        && scheme.eq_ignore_ascii_case("bearer")
+        && looks_like_virtual_key(rest.trim())
+    {
+        return Some(rest.trim().to_string());
+    }
+    ["x-api-key", "x-goog-api-key", "api-key"]
+        .into_iter()
+        .filter_map(get)
+        .find(|v| looks_like_virtual_key(v))
+        .map(str::to_string)
+}
+
+/// `GET G/virtual-keys/quota`: authenticated by the virtual key itself.
+pub async fn quota(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let Some(value) = presented_key(&headers) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "virtual_key_required",
+            "a virtual key is required: send it as \"Authorization: Bearer sk-bf-…\" or in the x-bf-vk header",
+        ));
+    };
+    let Some(found) = state.store.find_key_by_value(&value, now).await? else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "virtual_key_not_found",
+            "virtual key not found (it may have been deleted or rotated)",
+        ));
+    };
+    let key = &found.key;
+    if !key.is_active {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "virtual_key_blocked",
+            format!("virtual key \"{}\" is inactive", key.name),
+        ));
+    }
+    if key.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "virtual_key_blocked",
+            format!("virtual key \"{}\" has expired", key.name),
+        ));
+    }
+    let copies = state.store.list_user_copies(&key.user_id).await?;
+    let profiles: Vec<_> = copies
+        .iter()
+        .filter(|c| c.copy.is_live(now))
+        .map(|c| copy_dto::quota_entry(&c.copy, state.usage.as_ref(), now))
+        .collect();
+    let mut body = json!({
+        "virtual_key_name": key.name,
+        "is_active": key.is_active,
+        "user_id": key.user_id,
+        "access_profiles": profiles,
+    });
+    if let Some(new_value) = &found.pending_value {
+        body["rotated_value"] = json!(new_value);
+        state.store.finish_rotation_handover(&key.id).await?;
+    }
+    Ok(axum::Json(body).into_response())
+}
