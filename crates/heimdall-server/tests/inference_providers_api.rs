@@ -5,196 +5,201 @@
 mod inference_support;
 
 use heimdall_testkit::mock::MockOptions;
-use inference_support::{chat, start, start_with};
+use heimdall_testkit::{TestDb, store_test};
+use inference_support::{chat, start, start_on, start_with};
 use serde_json::json;
 
-#[tokio::test]
-async fn providers_crud_with_defaults_and_errors() {
-    let env = start(json!({})).await;
-    let s = &env.server;
-    let r = s
-        .post(
-            "/api/providers",
-            json!({"provider": "groq", "network_config": {"base_url": env.mock.base_url}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["name"], "groq");
-    assert_eq!(r.body["kind"], "openai");
-    assert_eq!(r.body["keys_count"], 0);
-    let nc = &r.body["network_config"];
-    assert_eq!(
-        (
-            nc["default_request_timeout_in_seconds"].as_u64(),
-            nc["max_retries"].as_u64()
-        ),
-        (Some(300), Some(0))
-    );
-    assert_eq!(
-        (
-            nc["retry_backoff_initial"].as_u64(),
-            nc["retry_backoff_max"].as_u64()
-        ),
-        (Some(500), Some(5000))
-    );
-    assert_eq!(
-        s.post("/api/providers", json!({"provider": "groq"}))
+store_test!(
+    providers_crud_with_defaults_and_errors,
+    |db: TestDb| async move {
+        let env = start_on(db, MockOptions::default(), json!({}), |_| {}).await;
+        let s = &env.server;
+        let r = s
+            .post(
+                "/api/providers",
+                json!({"provider": "groq", "network_config": {"base_url": env.mock.base_url}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["name"], "groq");
+        assert_eq!(r.body["kind"], "openai");
+        assert_eq!(r.body["keys_count"], 0);
+        let nc = &r.body["network_config"];
+        assert_eq!(
+            (
+                nc["default_request_timeout_in_seconds"].as_u64(),
+                nc["max_retries"].as_u64()
+            ),
+            (Some(300), Some(0))
+        );
+        assert_eq!(
+            (
+                nc["retry_backoff_initial"].as_u64(),
+                nc["retry_backoff_max"].as_u64()
+            ),
+            (Some(500), Some(5000))
+        );
+        assert_eq!(
+            s.post("/api/providers", json!({"provider": "groq"}))
+                .await
+                .status,
+            409
+        );
+        assert_eq!(
+            s.post("/api/providers", json!({"provider": "Bad Name"}))
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            s.post("/api/providers", json!({"provider": "x", "kind": "gemini"}))
+                .await
+                .status,
+            400
+        );
+        assert_eq!(s.get("/api/providers/nope").await.status, 404);
+        let r = s.get("/api/providers").await;
+        assert_eq!(r.body["total"], 3);
+
+        // a keyless provider created through the API serves at once
+        let r = env.post("/v1/chat/completions", chat("groq/llama")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            env.last("/v1/chat/completions")
+                .header("authorization")
+                .is_none(),
+            "keyless sends no credential"
+        );
+
+        let r = s.put("/api/providers/groq", json!({"kind": "anthropic", "network_config": {"base_url": env.mock.base_url, "max_retries": 2}})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["kind"], "anthropic");
+        assert_eq!(r.body["network_config"]["max_retries"], 2);
+        assert_eq!(
+            env.post("/v1/chat/completions", chat("groq/llama"))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(env.last("/v1/messages").json()["model"], "llama");
+
+        assert_eq!(s.delete("/api/providers/groq").await.status, 200);
+        assert_eq!(s.delete("/api/providers/groq").await.status, 404);
+        let r = env.post("/v1/chat/completions", chat("groq/llama")).await;
+        assert_eq!(r.status, 400, "deleted provider is unknown at once");
+    }
+);
+
+store_test!(
+    keys_are_redacted_and_take_effect_at_once,
+    |db: TestDb| async move {
+        let env = start_on(db, MockOptions::default(), json!({}), |_| {}).await;
+        let s = &env.server;
+        let r = s.post("/api/providers/openai/keys", json!({"name": "second", "value": "sk-live-abcdefghijklmnop", "weight": 2.5, "models": ["gpt-x"]})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["value"], "sk-****mnop");
+        assert_eq!(r.body["weight"], 2.5);
+        assert_eq!(r.body["enabled"], true);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        assert!(!r.text.contains("abcdefghijklmnop"));
+        assert_eq!(
+            s.post(
+                "/api/providers/openai/keys",
+                json!({"name": "second", "value": "sk-other-key-123456"})
+            )
             .await
             .status,
-        409
-    );
-    assert_eq!(
-        s.post("/api/providers", json!({"provider": "Bad Name"}))
+            409
+        );
+        assert_eq!(
+            s.post(
+                "/api/providers/openai/keys",
+                json!({"name": "x", "value": ""})
+            )
             .await
             .status,
-        400
-    );
-    assert_eq!(
-        s.post("/api/providers", json!({"provider": "x", "kind": "gemini"}))
+            400
+        );
+        assert_eq!(
+            s.post(
+                "/api/providers/nope/keys",
+                json!({"name": "x", "value": "v"})
+            )
             .await
             .status,
-        400
-    );
-    assert_eq!(s.get("/api/providers/nope").await.status, 404);
-    let r = s.get("/api/providers").await;
-    assert_eq!(r.body["total"], 3);
+            404
+        );
+        let r = s.get("/api/providers/openai/keys").await;
+        assert_eq!(r.body["total"], 2);
+        assert!(!r.text.contains("sk-openai-upstream-key-1"));
 
-    // a keyless provider created through the API serves at once
-    let r = env.post("/v1/chat/completions", chat("groq/llama")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert!(
-        env.last("/v1/chat/completions")
-            .header("authorization")
-            .is_none(),
-        "keyless sends no credential"
-    );
-
-    let r = s.put("/api/providers/groq", json!({"kind": "anthropic", "network_config": {"base_url": env.mock.base_url, "max_retries": 2}})).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["kind"], "anthropic");
-    assert_eq!(r.body["network_config"]["max_retries"], 2);
-    assert_eq!(
-        env.post("/v1/chat/completions", chat("groq/llama"))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(env.last("/v1/messages").json()["model"], "llama");
-
-    assert_eq!(s.delete("/api/providers/groq").await.status, 200);
-    assert_eq!(s.delete("/api/providers/groq").await.status, 404);
-    let r = env.post("/v1/chat/completions", chat("groq/llama")).await;
-    assert_eq!(r.status, 400, "deleted provider is unknown at once");
-}
-
-#[tokio::test]
-async fn keys_are_redacted_and_take_effect_at_once() {
-    let env = start(json!({})).await;
-    let s = &env.server;
-    let r = s.post("/api/providers/openai/keys", json!({"name": "second", "value": "sk-live-abcdefghijklmnop", "weight": 2.5, "models": ["gpt-x"]})).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["value"], "sk-****mnop");
-    assert_eq!(r.body["weight"], 2.5);
-    assert_eq!(r.body["enabled"], true);
-    let id = r.body["id"].as_str().unwrap().to_owned();
-    assert!(!r.text.contains("abcdefghijklmnop"));
-    assert_eq!(
-        s.post(
-            "/api/providers/openai/keys",
-            json!({"name": "second", "value": "sk-other-key-123456"})
-        )
-        .await
-        .status,
-        409
-    );
-    assert_eq!(
-        s.post(
-            "/api/providers/openai/keys",
-            json!({"name": "x", "value": ""})
-        )
-        .await
-        .status,
-        400
-    );
-    assert_eq!(
-        s.post(
-            "/api/providers/nope/keys",
-            json!({"name": "x", "value": "v"})
-        )
-        .await
-        .status,
-        404
-    );
-    let r = s.get("/api/providers/openai/keys").await;
-    assert_eq!(r.body["total"], 2);
-    assert!(!r.text.contains("sk-openai-upstream-key-1"));
-
-    // gpt-x may use both keys; disable the seeded one and only "second" remains
-    let seeded = r.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "k1")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s
-        .put(
-            &format!("/api/providers/openai/keys/{seeded}"),
-            json!({"name": "k1", "value": "sk-openai-upstream-key-1", "enabled": false}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(
-        env.post("/v1/chat/completions", chat("openai/gpt-x"))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        env.last("/v1/chat/completions")
-            .header("authorization")
-            .as_deref(),
-        Some("Bearer sk-live-abcdefghijklmnop")
-    );
-    let r = env.post("/v1/chat/completions", chat("openai/other")).await;
-    assert_eq!(r.status, 503, "no enabled key admits the model: {}", r.text);
-
-    // env_var keys are read at use and shown as the variable
-    let r = s.put(&format!("/api/providers/openai/keys/{id}"), json!({"name": "second", "value": {"env_var": "HEIMDALL_TEST_PROVIDER_KEY_UNSET"}, "models": []})).await;
-    assert_eq!(
-        r.body["value"],
-        json!({"env_var": "HEIMDALL_TEST_PROVIDER_KEY_UNSET"})
-    );
-    let r = env.post("/v1/chat/completions", chat("openai/gpt-x")).await;
-    assert_eq!(r.status, 503);
-    assert!(
-        r.body["error"]["message"]
+        // gpt-x may use both keys; disable the seeded one and only "second" remains
+        let seeded = r.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "k1")
+            .unwrap()["id"]
             .as_str()
             .unwrap()
-            .contains("HEIMDALL_TEST_PROVIDER_KEY_UNSET")
-    );
+            .to_owned();
+        let r = s
+            .put(
+                &format!("/api/providers/openai/keys/{seeded}"),
+                json!({"name": "k1", "value": "sk-openai-upstream-key-1", "enabled": false}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            env.post("/v1/chat/completions", chat("openai/gpt-x"))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            env.last("/v1/chat/completions")
+                .header("authorization")
+                .as_deref(),
+            Some("Bearer sk-live-abcdefghijklmnop")
+        );
+        let r = env.post("/v1/chat/completions", chat("openai/other")).await;
+        assert_eq!(r.status, 503, "no enabled key admits the model: {}", r.text);
 
-    assert_eq!(
-        s.get(&format!("/api/providers/openai/keys/{id}"))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        s.delete(&format!("/api/providers/openai/keys/{id}"))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        s.get(&format!("/api/providers/openai/keys/{id}"))
-            .await
-            .status,
-        404
-    );
-}
+        // env_var keys are read at use and shown as the variable
+        let r = s.put(&format!("/api/providers/openai/keys/{id}"), json!({"name": "second", "value": {"env_var": "HEIMDALL_TEST_PROVIDER_KEY_UNSET"}, "models": []})).await;
+        assert_eq!(
+            r.body["value"],
+            json!({"env_var": "HEIMDALL_TEST_PROVIDER_KEY_UNSET"})
+        );
+        let r = env.post("/v1/chat/completions", chat("openai/gpt-x")).await;
+        assert_eq!(r.status, 503);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("HEIMDALL_TEST_PROVIDER_KEY_UNSET")
+        );
+
+        assert_eq!(
+            s.get(&format!("/api/providers/openai/keys/{id}"))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            s.delete(&format!("/api/providers/openai/keys/{id}"))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            s.get(&format!("/api/providers/openai/keys/{id}"))
+                .await
+                .status,
+            404
+        );
+    }
+);
 
 #[tokio::test]
 async fn config_seeding_wins_for_what_it_names_and_leaves_the_rest() {

@@ -24,8 +24,17 @@ pub async fn start_with(
     extra: Value,
     tweak: impl FnOnce(&mut heimdall_server::Config),
 ) -> Env {
+    start_on(TestDb::sqlite().await, opts, extra, tweak).await
+}
+
+/// As `start_with`, on a given store (to run a test on PostgreSQL too).
+pub async fn start_on(
+    db: TestDb,
+    opts: MockOptions,
+    extra: Value,
+    tweak: impl FnOnce(&mut heimdall_server::Config),
+) -> Env {
     let mock = MockProvider::start(opts).await.unwrap();
-    let db = TestDb::sqlite().await;
     let mut config = TestServer::config(&db);
     config.governance.require_virtual_key = false;
     let net = json!({"base_url": mock.base_url});
