@@ -9,6 +9,7 @@ pub mod extract;
 pub mod inference;
 pub mod maintenance;
 pub mod management;
+pub mod metrics;
 pub mod provider_admin;
 pub mod router;
 pub mod server;

@@ -30,6 +30,7 @@ pub fn build(state: AppState) -> Router {
         .merge(management::key_routes("/api").layer(middleware::from_fn(deprecation)))
         .merge(admin)
         .merge(inference::routes())
+        .merge(crate::metrics::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))

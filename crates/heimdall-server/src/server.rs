@@ -51,6 +51,7 @@ impl Server {
         let addr = config.listen_addr()?;
         let store = Store::open(&config.store.url).await?;
         let (admin, generated) = AdminAuth::init(&store, &config.admin).await?;
+        let providers = crate::provider_admin::Registry::start(&store, &config).await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -62,6 +63,7 @@ impl Server {
             config: Arc::new(config),
             clock,
             admin: Arc::new(admin),
+            providers,
             usage: Arc::new(crate::usage::NoUsage),
         };
         Ok(Server {

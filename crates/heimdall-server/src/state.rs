@@ -16,6 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub admin: Arc<AdminAuth>,
+    /// Live upstream providers (swapped after each provider write).
+    pub providers: crate::provider_admin::Registry,
     /// Live usage for management reads (the governance counters).
     pub usage: Arc<dyn LiveUsage>,
 }

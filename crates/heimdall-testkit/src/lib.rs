@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod harness;
+pub mod mock;
 
 pub use db::TestDb;
 pub use harness::{ADMIN_TOKEN, Reply, TestServer};

@@ -32,6 +32,51 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// A stand-in upstream speaking the OpenAI and Anthropic wire formats.
+    MockProvider(MockArgs),
+}
+
+/// Flags of `heimdall mock-provider` (operations.md §Command line).
+#[derive(Debug, clap::Args)]
+struct MockArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: std::net::SocketAddr,
+    /// Wait before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Completion tokens per answer.
+    #[arg(long, default_value_t = 16)]
+    tokens: u64,
+    /// Prompt tokens to report (default: ceil(body bytes / 4)).
+    #[arg(long)]
+    prompt_tokens: Option<u64>,
+    /// Content chunks per stream (default: one per token).
+    #[arg(long)]
+    chunks: Option<u64>,
+    /// Fraction of requests that fail with 500 at random (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+}
+
+async fn mock_provider(args: MockArgs) -> Result<(), String> {
+    let opts = heimdall_testkit::mock::MockOptions {
+        latency_ms: args.latency_ms,
+        tokens: args.tokens,
+        prompt_tokens: args.prompt_tokens,
+        chunks: args.chunks,
+        error_rate: args.error_rate.clamp(0.0, 1.0),
+        // a long-running mock must not accumulate requests
+        record: false,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "mock provider listening (OpenAI and Anthropic formats)");
+    heimdall_testkit::mock::serve(listener, opts, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {
@@ -102,9 +147,21 @@ async fn migrate(config: Config) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::MockProvider(args) = cli.command {
+        init_logging(LogFormat::Text);
+        return match mock_provider(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("heimdall: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (config_path, run_serve) = match &cli.command {
         Command::Serve { config } => (config.clone(), true),
         Command::Migrate { config } => (config.clone(), false),
+        // handled above, before any configuration is read
+        Command::MockProvider(_) => return ExitCode::SUCCESS,
     };
     let config = match load_config(config_path.as_deref()) {
         Ok(c) => c,

@@ -1,0 +1,91 @@
+//! Edits made to OpenAI-format bodies on their way upstream and back.
+//!
+//! Heimdall always asks for usage in streams (to charge tokens); the edge later
+//! hides the extra usage chunk from clients that did not ask. This module must
+//! not drop or rewrite fields it does not own.
+
+use serde_json::Value;
+
+use crate::error::ProviderError;
+use crate::provider::ChunkEvent;
+use crate::types::{ChatChunk, ChatRequest, StreamOptions};
+
+/// The request as sent upstream for a stream: `stream: true` and
+/// `stream_options.include_usage: true`, everything else untouched.
+pub fn stream_request(req: &ChatRequest) -> ChatRequest {
+    let mut up = req.clone();
+    up.stream = Some(true);
+    up.stream_options
+        .get_or_insert_with(StreamOptions::default)
+        .include_usage = Some(true);
+    up
+}
+
+/// Decodes one `data:` payload of an OpenAI stream. `Ok(None)` is `[DONE]`.
+/// A payload with an `error` object (some compatible servers send errors
+/// in-band) becomes an error.
+pub fn decode_chunk(data: &str) -> Result<Option<ChunkEvent>, ProviderError> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Ok(None);
+    }
+    let chunk: ChatChunk = match serde_json::from_str(data) {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(ProviderError::BadResponse(format!(
+                "stream chunk is not a chat chunk: {e}"
+            )));
+        }
+    };
+    if let Some(err) = chunk.extra.get("error").filter(|e| e.is_object()) {
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream stream error")
+            .to_owned();
+        let status = err
+            .get("code")
+            .and_then(Value::as_u64)
+            .filter(|c| (400..600).contains(c))
+            .unwrap_or(500) as u16;
+        return Err(ProviderError::Upstream {
+            status,
+            message,
+            retry_after: None,
+        });
+    }
+    Ok(Some(ChunkEvent {
+        chunk,
+        raw: Some(bytes::Bytes::copy_from_slice(data.as_bytes())),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_request_asks_for_usage_and_keeps_other_fields() {
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "messages": [], "seed": 3, "stream_options": {"x": 1}
+        }))
+        .unwrap();
+        let up = serde_json::to_value(stream_request(&req)).unwrap();
+        assert_eq!(up["stream"], true);
+        assert_eq!(up["stream_options"]["include_usage"], true);
+        assert_eq!(up["stream_options"]["x"], 1);
+        assert_eq!(up["seed"], 3);
+    }
+
+    #[test]
+    fn done_ends_and_errors_surface() {
+        assert!(decode_chunk("[DONE]").unwrap().is_none());
+        let err = decode_chunk(r#"{"error":{"message":"boom"}}"#).unwrap_err();
+        assert_eq!(err.to_string(), "boom");
+        let ev = decode_chunk(r#"{"id":"a","choices":[{"index":0,"delta":{"content":"hi"}}]}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.chunk.choices[0].delta.content.as_deref(), Some("hi"));
+        assert!(ev.raw.is_some());
+    }
+}

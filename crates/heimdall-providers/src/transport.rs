@@ -1,0 +1,155 @@
+//! HTTP plumbing shared by the provider kinds: one pooled client per upstream,
+//! sending, and turning error answers into `ProviderError`.
+//!
+//! It must not know any wire format beyond "an error body usually has a
+//! message somewhere"; kinds decide what to send.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::NetworkConfig;
+use crate::error::ProviderError;
+
+/// Connect timeout of inference.md §Behaviour.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest upstream error text passed on to the client.
+const MAX_ERROR_TEXT: usize = 1000;
+
+/// Builds the pooled client of one upstream.
+pub fn build_client(network: &NetworkConfig) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(network.request_timeout())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ProviderError::InvalidRequest(format!("cannot build HTTP client: {e}")))
+}
+
+/// `extra_headers` as a HeaderMap; invalid names or values are a config error.
+pub fn header_map(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<HeaderMap, ProviderError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            ProviderError::InvalidRequest(format!("invalid extra header name {k:?}"))
+        })?;
+        let value = HeaderValue::from_str(v).map_err(|_| {
+            ProviderError::InvalidRequest(format!("invalid value for extra header {k:?}"))
+        })?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// Sends a request; a non-2xx answer becomes `ProviderError::Upstream`.
+pub async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| ProviderError::from_transport(&e))?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    Err(error_from_response(resp).await)
+}
+
+/// Reads a whole 2xx body and decodes it.
+pub async fn read_json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ProviderError> {
+    let body = read_body(resp).await?;
+    serde_json::from_slice(&body).map_err(|e| ProviderError::BadResponse(e.to_string()))
+}
+
+async fn read_body(resp: reqwest::Response) -> Result<Bytes, ProviderError> {
+    resp.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            ProviderError::Timeout(e.to_string())
+        } else {
+            ProviderError::StreamInterrupted(e.to_string())
+        }
+    })
+}
+
+/// An upstream error answer, with the upstream's own message when it has one.
+pub async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = match read_body(resp).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    ProviderError::Upstream {
+        status,
+        message: error_message(status, &body),
+        retry_after,
+    }
+}
+
+/// Finds the message in OpenAI (`error.message`), Anthropic
+/// (`error.message`) and ad-hoc (`message`, `error` string, `detail`) bodies.
+pub fn error_message(status: u16, body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let found = parsed.as_ref().and_then(|v| {
+        v.pointer("/error/message")
+            .or_else(|| v.get("message"))
+            .or_else(|| v.get("error").filter(|e| e.is_string()))
+            .or_else(|| v.get("detail"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let text = found.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    let mut text = if text.is_empty() {
+        format!("upstream returned HTTP {status}")
+    } else {
+        text
+    };
+    if text.len() > MAX_ERROR_TEXT {
+        let mut cut = MAX_ERROR_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// Unix seconds now, for `created` fields of translated answers.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_message_reads_both_vendor_shapes() {
+        assert_eq!(
+            error_message(429, br#"{"error":{"message":"slow down","type":"x"}}"#),
+            "slow down"
+        );
+        assert_eq!(
+            error_message(
+                529,
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#
+            ),
+            "busy"
+        );
+        assert_eq!(error_message(500, b"plain text"), "plain text");
+        assert_eq!(error_message(502, b""), "upstream returned HTTP 502");
+    }
+}

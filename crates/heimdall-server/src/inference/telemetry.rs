@@ -1,0 +1,148 @@
+//! The per-request record: event id, timings, outcome and usage, emitted as
+//! metrics and one log line when the request ends — also when the client goes
+//! away mid-stream (the record lives in the stream and logs on drop).
+//!
+//! It also holds the governance admission so that settlement happens exactly
+//! once, whatever path the request takes. It must not block or do I/O.
+
+use std::time::{Duration, Instant};
+
+use heimdall_providers::types::Usage;
+
+use super::governance_seam::Admission;
+use super::routing::{RouteKind, Target};
+use crate::error::ApiError;
+use crate::metrics;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still running (a stream whose body is being sent).
+    Running,
+    /// Answered in full.
+    Ok,
+    /// Answered with an error.
+    Error,
+    /// The client went away before the end.
+    ClientClosed,
+}
+
+/// One request's record; emits on drop.
+#[derive(Debug)]
+pub struct RequestRecord {
+    pub event_id: String,
+    route: &'static str,
+    request_type: &'static str,
+    started: Instant,
+    upstream: Duration,
+    pub target: Option<Target>,
+    pub status: u16,
+    pub outcome: Outcome,
+    pub usage: Option<Usage>,
+    pub user: String,
+    admission: Option<Admission>,
+}
+
+impl RequestRecord {
+    /// Starts a record (counts the request as in flight).
+    pub fn start(route: RouteKind, request_type: &'static str) -> Self {
+        metrics::in_flight(route.label(), 1.0);
+        Self {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            route: route.label(),
+            request_type,
+            started: Instant::now(),
+            upstream: Duration::ZERO,
+            target: None,
+            status: 200,
+            outcome: Outcome::Running,
+            usage: None,
+            user: "anonymous".to_owned(),
+            admission: None,
+        }
+    }
+
+    /// The envelope's `extra_fields.request_type`.
+    pub fn request_type(&self) -> &'static str {
+        self.request_type
+    }
+
+    /// Adds time spent waiting on the upstream.
+    pub fn add_upstream(&mut self, d: Duration) {
+        self.upstream += d;
+    }
+
+    /// Holds the admission of the attempt that answered (settled on drop).
+    pub fn hold(&mut self, admission: Admission) {
+        if let Some(old) = self.admission.replace(admission) {
+            old.settle(None);
+        }
+    }
+
+    /// Marks the request answered.
+    pub fn finish_ok(&mut self) {
+        self.outcome = Outcome::Ok;
+    }
+
+    /// Marks the request failed and stamps the error with this event id.
+    pub fn fail(&mut self, mut err: ApiError) -> ApiError {
+        self.status = err.status.as_u16();
+        self.outcome = Outcome::Error;
+        err.details.event_id = Some(self.event_id.clone());
+        err
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        if self.outcome == Outcome::Running {
+            self.outcome = Outcome::ClientClosed;
+        }
+        if let Some(a) = self.admission.take() {
+            a.settle(self.usage.as_ref());
+        }
+        metrics::in_flight(self.route, -1.0);
+        let total = self.started.elapsed();
+        let overhead = total.saturating_sub(self.upstream);
+        let (provider, model) = self
+            .target
+            .as_ref()
+            .map_or(("", ""), |t| (t.provider.as_str(), t.model.as_str()));
+        let (prompt, completion) = self
+            .usage
+            .as_ref()
+            .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        // 499: the convention for "client closed request"
+        let status = if self.outcome == Outcome::ClientClosed {
+            499
+        } else {
+            self.status
+        };
+        metrics::record_request(&metrics::RequestSample {
+            route: self.route,
+            provider,
+            model,
+            status,
+            upstream: self.upstream,
+            overhead,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+        });
+        tracing::info!(
+            target: "heimdall::request",
+            event_id = %self.event_id,
+            route = self.route,
+            request_type = self.request_type,
+            user = %self.user,
+            provider,
+            model,
+            status,
+            outcome = ?self.outcome,
+            prompt_tokens = prompt,
+            completion_tokens = completion,
+            upstream_ms = self.upstream.as_secs_f64() * 1000.0,
+            overhead_ms = overhead.as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+}
