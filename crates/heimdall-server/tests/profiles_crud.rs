@@ -525,3 +525,49 @@ store_test!(
         s.stop().await;
     }
 );
+
+store_test!(
+    delete_is_refused_while_a_user_holds_a_copy,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let id = id_of(&create(&s, rich("Held")).await);
+        let r = s
+            .post(
+                &profiles(&format!("/{id}/roles")),
+                json!({"role_ids": [2], "is_default": true}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = s
+            .post(
+                &format!("{G}/users"),
+                json!({"name": "Ada", "email": "ada@example.com", "role_id": 2}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let user_id = r.body["user"]["id"].as_str().unwrap().to_string();
+        let before = s.get(&profiles(&format!("/{id}"))).await;
+        assert_eq!(before.body["user_count"], 1);
+        let audit_before = audit_count(&s).await;
+
+        for prefix in PREFIXES {
+            let r = s.delete(&format!("{prefix}/access-profiles/{id}")).await;
+            assert_error(&r, 409, "conflict");
+        }
+        assert_eq!(s.get(&profiles(&format!("/{id}"))).await.body, before.body);
+        assert_eq!(versions_of(&s, id).await.len(), 1);
+        assert_eq!(audit_count(&s).await, audit_before);
+
+        // Once the user is gone, the template can go.
+        let r = s.delete(&format!("{G}/users/{user_id}")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            s.get(&profiles(&format!("/{id}"))).await.body["user_count"],
+            0
+        );
+        let r = s.delete(&profiles(&format!("/{id}"))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_error(&s.get(&profiles(&format!("/{id}"))).await, 404, "not_found");
+        s.stop().await;
+    }
+);
