@@ -93,8 +93,18 @@ pub async fn delete(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
-    #[serde(default)]
-    role_id: Option<i64>,
+    /// Required: a role id, or `null` for no role. A body without it is a
+    /// mistake, not a request to strip the user's role (and keys).
+    #[serde(default, deserialize_with = "double_option")]
+    role_id: Option<Option<i64>>,
+}
+
+fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
 }
 
 pub async fn change_role(
@@ -103,12 +113,15 @@ pub async fn change_role(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ChangeRole>,
 ) -> Result<Response, ApiError> {
+    let role_id = body.role_id.ok_or_else(|| {
+        ApiError::invalid_request("role_id is required: a role id, or null for no role")
+    })?;
     let (user, keys) = state
         .store
-        .change_user_role(&id, body.role_id, &actor.0, state.clock.now())
+        .change_user_role(&id, role_id, &actor.0, state.clock.now())
         .await?;
     Ok(axum::Json(json!({
-        "message": match body.role_id {
+        "message": match role_id {
             Some(r) => format!("user {id} now has role {r}"),
             None => format!("user {id} now has no role"),
         },
