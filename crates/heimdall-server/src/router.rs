@@ -19,11 +19,17 @@ use crate::{inference, management, provider_admin};
 
 /// The whole application.
 pub fn build(state: AppState) -> Router {
+    let auth = middleware::from_fn_with_state(state.clone(), require_admin);
+    // Deprecation wraps auth on the legacy prefix, so that its refusals are
+    // marked as legacy answers too.
     let admin = Router::new()
-        .merge(management::routes("/api/governance"))
-        .merge(management::routes("/api").layer(middleware::from_fn(deprecation)))
-        .merge(provider_admin::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+        .merge(management::routes("/api/governance").route_layer(auth.clone()))
+        .merge(
+            management::routes("/api")
+                .route_layer(auth.clone())
+                .layer(middleware::from_fn(deprecation)),
+        )
+        .merge(provider_admin::routes().route_layer(auth));
     Router::new()
         .route("/health", get(health))
         .merge(management::key_routes("/api/governance"))
