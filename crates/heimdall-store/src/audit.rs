@@ -70,6 +70,15 @@ pub(crate) async fn insert_audit(
 impl Store {
     /// Lists entries newest first, with the total count matching the filter.
     pub async fn list_audit(&self, f: &AuditFilter) -> Result<(Vec<AuditEntry>, i64), StoreError> {
+        // No stored action or user id holds U+0000 (PostgreSQL text cannot),
+        // so such a filter matches nothing; answer without asking.
+        if [&f.action, &f.user_id]
+            .into_iter()
+            .flatten()
+            .any(|v| v.contains('\u{0}'))
+        {
+            return Ok((Vec::new(), 0));
+        }
         // The filter is built from fixed fragments; every value is bound.
         let mut conds: Vec<String> = Vec::new();
         let mut n = 0;

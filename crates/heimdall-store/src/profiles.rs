@@ -59,8 +59,8 @@ pub(crate) fn profile_from_row(r: &AnyRow) -> Result<AccessProfile, StoreError> 
     let policy: String = r.try_get(6)?;
     Ok(AccessProfile {
         id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        description: r.try_get(2)?,
+        name: decode_text(r.try_get(1)?),
+        description: r.try_get::<Option<String>, _>(2)?.map(decode_text),
         is_active: r.try_get::<i64, _>(3)? != 0,
         version: r.try_get(4)?,
         tags: serde_json::from_str(&tags)?,
@@ -86,9 +86,55 @@ fn not_found(id: i64) -> StoreError {
 }
 
 /// Lower-cased name for the unique index: Unicode lower-casing done here, so
-/// SQLite and PostgreSQL agree.
+/// SQLite and PostgreSQL agree. Stored encoded like every text column.
 pub(crate) fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    encode_text(&name.to_lowercase())
+}
+
+/// PostgreSQL `text` cannot hold U+0000, which a JSON client may send in any
+/// string. Free-text columns (names, descriptions) are therefore stored with
+/// U+0000 written as U+0001 `0` and U+0001 itself as U+0001 `1`: every other
+/// string is stored unchanged, and both backends hold the same bytes.
+/// Structured columns are JSON text, where serde already escapes U+0000.
+pub(crate) fn encode_text(s: &str) -> String {
+    if !s.contains(['\u{0}', '\u{1}']) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\u{0}' => out.push_str("\u{1}0"),
+            '\u{1}' => out.push_str("\u{1}1"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_text`].
+pub(crate) fn decode_text(s: String) -> String {
+    if !s.contains('\u{1}') {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('0') => out.push('\u{0}'),
+            Some('1') => out.push('\u{1}'),
+            // Not written by `encode_text`; keep what is there.
+            Some(other) => {
+                out.push('\u{1}');
+                out.push(other);
+            }
+            None => out.push('\u{1}'),
+        }
+    }
+    out
 }
 
 impl Store {
@@ -175,9 +221,9 @@ impl Store {
             "INSERT INTO access_profiles (name, name_norm, description, is_active, version, tags, policy, rotation_interval_ns, next_rotation_at, last_rotation_at, created_at, updated_at)
              VALUES ($1, $2, $3, 0, 1, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
         )
-        .bind(new.name.clone())
+        .bind(encode_text(&new.name))
         .bind(name_key(&new.name))
-        .bind(new.description.clone())
+        .bind(new.description.as_deref().map(encode_text))
         .bind(serde_json::to_string(&new.tags)?)
         .bind(serde_json::to_string(&policy)?)
         .bind(new.rotation.interval_ns)
@@ -406,8 +452,8 @@ fn version_from_row(r: &AnyRow) -> Result<ProfileVersion, StoreError> {
         id: r.try_get(0)?,
         access_profile_id: r.try_get(1)?,
         version: r.try_get(2)?,
-        name: r.try_get(3)?,
-        description: r.try_get(4)?,
+        name: decode_text(r.try_get(3)?),
+        description: r.try_get::<Option<String>, _>(4)?.map(decode_text),
         snapshot: r.try_get(5)?,
         changed_by: r.try_get(6)?,
         created_at: from_ts(r.try_get(7)?)?,
@@ -477,9 +523,9 @@ async fn write_profile(conn: &mut AnyConnection, p: &AccessProfile) -> Result<()
          policy = $6, rotation_interval_ns = $7, next_rotation_at = $8, last_rotation_at = $9, updated_at = $10
          WHERE id = $11",
     )
-    .bind(p.name.clone())
+    .bind(encode_text(&p.name))
     .bind(name_key(&p.name))
-    .bind(p.description.clone())
+    .bind(p.description.as_deref().map(encode_text))
     .bind(p.version)
     .bind(serde_json::to_string(&p.tags)?)
     .bind(serde_json::to_string(&p.policy)?)
@@ -506,8 +552,8 @@ async fn insert_version(
     )
     .bind(p.id)
     .bind(p.version)
-    .bind(p.name.clone())
-    .bind(p.description.clone())
+    .bind(encode_text(&p.name))
+    .bind(p.description.as_deref().map(encode_text))
     .bind(json.to_string())
     .bind(actor)
     .bind(ts(now))
@@ -537,4 +583,29 @@ fn changed_fields(
         }
     }
     (prev.into(), new.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_text, encode_text, name_key};
+
+    #[test]
+    fn text_encoding_round_trips_and_leaves_ordinary_text_alone() {
+        for s in [
+            "",
+            "plain",
+            "a\u{0}b",
+            "\u{0}",
+            "\u{1}",
+            "\u{1}0",
+            "a\u{0}\u{1}0\u{1}1z",
+            "é🚀\\0",
+        ] {
+            assert_eq!(decode_text(encode_text(s)), s, "{s:?}");
+            assert!(!encode_text(s).contains('\u{0}'));
+        }
+        assert_eq!(encode_text("Engineering \\0 'x'"), "Engineering \\0 'x'");
+        assert_ne!(encode_text("a\u{0}b"), encode_text("a\u{1}0b"));
+        assert_eq!(name_key("ÉQUIPE\u{0}"), encode_text("équipe\u{0}"));
+    }
 }
