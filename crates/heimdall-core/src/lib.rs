@@ -9,5 +9,6 @@ pub mod keys;
 pub mod limits;
 pub mod money;
 pub mod policy;
+pub mod pricing;
 pub mod profile;
 pub mod windows;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod governance;
 pub mod inference;
 pub mod maintenance;
 pub mod management;

@@ -20,15 +20,22 @@ use crate::{inference, management, provider_admin};
 /// The whole application.
 pub fn build(state: AppState) -> Router {
     let auth = middleware::from_fn_with_state(state.clone(), require_admin);
+    let reload = middleware::from_fn_with_state(state.clone(), reload_after_write);
     // Deprecation wraps auth on the legacy prefix, so that its refusals are
     // marked as legacy answers too.
     let admin = Router::new()
-        .merge(management::routes("/api/governance").route_layer(auth.clone()))
+        .merge(
+            management::routes("/api/governance")
+                .route_layer(reload.clone())
+                .route_layer(auth.clone()),
+        )
         .merge(
             management::routes("/api")
+                .route_layer(reload)
                 .route_layer(auth.clone())
                 .layer(middleware::from_fn(deprecation)),
         )
+        .merge(crate::governance::pricing_api::routes().route_layer(auth.clone()))
         .merge(provider_admin::routes().route_layer(auth));
     Router::new()
         .route("/health", get(health))
@@ -41,6 +48,24 @@ pub fn build(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .with_state(state)
+}
+
+/// After a successful management write, rebuilds the policy index before
+/// the response leaves, so the next request already sees the change.
+async fn reload_after_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let writes =
+        req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let resp = next.run(req).await;
+    if writes
+        && resp.status().is_success()
+        && let Err(e) = state.governance.reload(&state.store).await
+    {
+        return ApiError::internal(format!(
+            "the change was saved, but the policy index could not be rebuilt ({e}); it will apply after the next successful write or restart"
+        ))
+        .into_response();
+    }
+    resp
 }
 
 async fn deprecation(req: Request, next: Next) -> Response {

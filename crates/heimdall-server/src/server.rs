@@ -52,6 +52,7 @@ impl Server {
         let store = Store::open(&config.store.url).await?;
         let (admin, generated) = AdminAuth::init(&store, &config.admin).await?;
         let providers = crate::provider_admin::Registry::start(&store, &config).await?;
+        let governance = Arc::new(crate::governance::Governance::start(&store).await?);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -64,7 +65,8 @@ impl Server {
             clock,
             admin: Arc::new(admin),
             providers,
-            usage: Arc::new(crate::usage::NoUsage),
+            usage: governance.clone(),
+            governance,
         };
         Ok(Server {
             state,
@@ -89,10 +91,18 @@ impl Server {
     ) -> std::io::Result<()> {
         let app = router::build(self.state.clone());
         let background = tokio::spawn(crate::maintenance::run(self.state.clone()));
+        let flusher = tokio::spawn(crate::governance::flush_loop(self.state.clone()));
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         background.abort();
+        flusher.abort();
+        // Every counter to the store before exit, so a restart continues
+        // exactly where this run stopped.
+        match crate::governance::flush_now(&self.state, true).await {
+            Ok(n) => tracing::info!(counters = n, "usage flushed"),
+            Err(e) => tracing::error!(error = %e, "final usage flush failed"),
+        }
         self.state.store.close().await;
         result
     }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub admin: Arc<AdminAuth>,
     /// Live upstream providers (swapped after each provider write).
     pub providers: crate::provider_admin::Registry,
+    /// The policy index, counters and prices of this node.
+    pub governance: Arc<crate::governance::Governance>,
     /// Live usage for management reads (the governance counters).
     pub usage: Arc<dyn LiveUsage>,
 }

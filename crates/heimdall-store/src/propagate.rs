@@ -17,6 +17,9 @@ pub struct PropagateOutcome {
     pub affected_user_ids: Vec<String>,
     pub skipped_users: i64,
     pub applied: bool,
+    /// Counters zeroed because of `reset_usage` (the caller resets its
+    /// in-memory counters too).
+    pub reset: Vec<(String, heimdall_core::copy::CounterKind)>,
 }
 
 impl Store {
@@ -88,6 +91,7 @@ impl Store {
                 pc.id = ids.next().unwrap_or(0);
             }
             write_copy_policy(&mut tx, &copy, now).await?;
+            outcome.reset.extend(result.reset.iter().cloned());
             for (limit_id, kind) in &result.reset {
                 sqlx::query("DELETE FROM usage_counters WHERE limit_id = $1 AND kind = $2")
                     .bind(limit_id.clone())

@@ -61,7 +61,7 @@ where
                 "unknown provider \"{}\"",
                 target.provider
             )));
-            admission.settle(None);
+            admission.settle(None, false);
             continue;
         };
         rec.target = Some(target.clone());
@@ -74,7 +74,7 @@ where
                 return Ok((v, target.clone()));
             }
             Err(e) => {
-                admission.settle(None);
+                admission.settle(None, false);
                 let err = provider_error(&e, target, ctx.model_requested, rec.request_type());
                 if e.allows_fallback() && i + 1 < ctx.targets.len() {
                     tracing::info!(event_id = %rec.event_id, provider = %target.provider, model = %target.model,

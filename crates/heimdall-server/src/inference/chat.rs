@@ -12,7 +12,7 @@ use heimdall_providers::types::ChatRequest;
 use super::attempts::{self, AttemptCtx};
 use super::request;
 use super::routing::RouteKind;
-use super::telemetry::RequestRecord;
+use super::telemetry::{RequestRecord, apply_headers};
 use super::{json_answer, sse};
 use crate::state::AppState;
 
@@ -50,7 +50,12 @@ pub async fn handle(state: AppState, route: RouteKind, req: Request) -> Response
         })
         .await;
         return match result {
-            Ok((s, target)) => sse::openai(s, wants_usage, target, d.model_requested.clone(), rec),
+            Ok((s, target)) => {
+                let headers = rec.response_headers();
+                let mut resp = sse::openai(s, wants_usage, target, d.model_requested.clone(), rec);
+                apply_headers(&mut resp, headers);
+                resp
+            }
             Err(e) => rec.fail(e).into_response(),
         };
     }
@@ -68,7 +73,9 @@ pub async fn handle(state: AppState, route: RouteKind, req: Request) -> Response
         Ok((resp, target)) => {
             rec.usage = resp.usage.clone();
             rec.finish_ok();
-            json_answer(&resp, &target, &d.model_requested)
+            let mut answer = json_answer(&resp, &target, &d.model_requested);
+            rec.decorate(&mut answer);
+            answer
         }
         Err(e) => rec.fail(e).into_response(),
     }

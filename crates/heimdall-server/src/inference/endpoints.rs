@@ -48,7 +48,9 @@ pub async fn embeddings(state: AppState, route: RouteKind, req: Request) -> Resp
         Ok((resp, target)) => {
             rec.usage = resp.usage.clone();
             rec.finish_ok();
-            json_answer(&resp, &target, &d.model_requested)
+            let mut answer = json_answer(&resp, &target, &d.model_requested);
+            rec.decorate(&mut answer);
+            answer
         }
         Err(e) => rec.fail(e).into_response(),
     }
@@ -62,10 +64,31 @@ pub async fn models(state: AppState, headers: HeaderMap) -> Response {
     };
     let snapshot = state.providers.snapshot();
     let lists = state.providers.models();
+    let prices = state.governance.prices();
+    let price_rows = prices.rows();
     let mut data: Vec<Value> = Vec::new();
     for provider in snapshot.names() {
-        for model in lists.get(&provider).into_iter().flatten() {
-            if governance_seam::may_list(&caller, &provider, model) {
+        // Candidates: the provider's own list; for a governed caller also its
+        // exact allowed entries and the price table's models of this provider
+        // (by name or kind), filtered by what the caller's rules grant.
+        let mut candidates: Vec<String> = lists.get(&provider).cloned().unwrap_or_default();
+        if caller.governed.is_some() {
+            let kind = snapshot
+                .get(&provider)
+                .map_or("", |u| u.config().kind.as_str());
+            candidates.extend(governance_seam::listed_models(&state, &caller, &provider));
+            candidates.extend(
+                price_rows
+                    .iter()
+                    .filter(|r| r.provider == provider || r.provider == kind)
+                    .map(|r| r.model.clone()),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for model in candidates {
+            if seen.insert(model.clone())
+                && governance_seam::may_list(&state, &caller, &provider, &model)
+            {
                 data.push(json!({"id": format!("{provider}/{model}"), "object": "model", "created": 0, "owned_by": provider}));
             }
         }

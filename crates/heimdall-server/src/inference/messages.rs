@@ -14,7 +14,7 @@ use heimdall_providers::forwardable_headers;
 use super::attempts::{self, AttemptCtx};
 use super::request;
 use super::routing::RouteKind;
-use super::telemetry::RequestRecord;
+use super::telemetry::{RequestRecord, apply_headers};
 use super::{json_answer, sse};
 use crate::state::AppState;
 
@@ -52,7 +52,12 @@ pub async fn handle(state: AppState, req: Request) -> Response {
         })
         .await;
         return match result {
-            Ok((s, target)) => sse::anthropic(s, target, d.model_requested.clone(), rec),
+            Ok((s, target)) => {
+                let headers = rec.response_headers();
+                let mut resp = sse::anthropic(s, target, d.model_requested.clone(), rec);
+                apply_headers(&mut resp, headers);
+                resp
+            }
             Err(e) => rec.fail(e).into_response(),
         };
     }
@@ -70,7 +75,9 @@ pub async fn handle(state: AppState, req: Request) -> Response {
         Ok((resp, target)) => {
             rec.usage = Some(usage_from_anthropic(&resp.usage));
             rec.finish_ok();
-            json_answer(&resp, &target, &d.model_requested)
+            let mut answer = json_answer(&resp, &target, &d.model_requested);
+            rec.decorate(&mut answer);
+            answer
         }
         Err(e) => rec.fail(e).into_response(),
     }

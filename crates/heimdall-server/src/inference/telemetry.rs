@@ -75,8 +75,22 @@ impl RequestRecord {
     /// Holds the admission of the attempt that answered (settled on drop).
     pub fn hold(&mut self, admission: Admission) {
         if let Some(old) = self.admission.replace(admission) {
-            old.settle(None);
+            old.settle(None, false);
         }
+    }
+
+    /// Governance headers of the admission that answered (rate limits and
+    /// budget remaining), for the response.
+    pub fn response_headers(&self) -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+        self.admission
+            .as_ref()
+            .map(Admission::response_headers)
+            .unwrap_or_default()
+    }
+
+    /// Adds the governance headers to a response.
+    pub fn decorate(&self, resp: &mut axum::response::Response) {
+        apply_headers(resp, self.response_headers());
     }
 
     /// Marks the request answered.
@@ -99,7 +113,7 @@ impl Drop for RequestRecord {
             self.outcome = Outcome::ClientClosed;
         }
         if let Some(a) = self.admission.take() {
-            a.settle(self.usage.as_ref());
+            a.settle(self.usage.as_ref(), self.outcome != Outcome::Error);
         }
         metrics::in_flight(self.route, -1.0);
         let total = self.started.elapsed();
@@ -144,5 +158,15 @@ impl Drop for RequestRecord {
             overhead_ms = overhead.as_secs_f64() * 1000.0,
             "request"
         );
+    }
+}
+
+/// Adds headers to a response.
+pub fn apply_headers(
+    resp: &mut axum::response::Response,
+    headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+) {
+    for (k, v) in headers {
+        resp.headers_mut().insert(k, v);
     }
 }

@@ -8,8 +8,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use heimdall_core::keys::looks_like_virtual_key;
-
 use super::copy_dto;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -161,37 +159,13 @@ pub async fn rotate(
     .into_response())
 }
 
-/// Finds a virtual key in the request headers (governance.md §1 order).
-pub fn presented_key(headers: &HeaderMap) -> Option<String> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(v) = get("x-bf-vk").filter(|v| !v.is_empty()) {
-        return Some(v.to_string());
-    }
-    if let Some((scheme, rest)) = get("authorization").and_then(|a| a.split_once(' '))
-        && scheme.eq_ignore_ascii_case("bearer")
-        && looks_like_virtual_key(rest.trim())
-    {
-        return Some(rest.trim().to_string());
-    }
-    ["x-api-key", "x-goog-api-key", "api-key"]
-        .into_iter()
-        .filter_map(get)
-        .find(|v| looks_like_virtual_key(v))
-        .map(str::to_string)
-}
-
 /// `GET G/virtual-keys/quota`: authenticated by the virtual key itself.
 pub async fn quota(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let Some(value) = presented_key(&headers) else {
+    let Some(value) = crate::inference::governance_seam::find_virtual_key(&headers) else {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "virtual_key_required",

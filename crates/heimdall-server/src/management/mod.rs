@@ -13,8 +13,6 @@ mod roles;
 mod user_copies;
 mod users;
 
-pub use keys::presented_key;
-
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 

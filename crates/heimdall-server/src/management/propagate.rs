@@ -47,6 +47,7 @@ pub async fn propagate(
             state.clock.now(),
         )
         .await?;
+    state.governance.reset_counters(&out.reset);
     Ok(axum::Json(json!({
         "affected_users": out.affected_user_ids.len(),
         "failed_users": 0,

@@ -1,0 +1,151 @@
+//! The governance layer of a node: the live policy index (an immutable
+//! snapshot swapped with `arc-swap`), the usage counters, the price table,
+//! and the write-behind of usage to the store.
+//!
+//! The request path reads the snapshot and touches counters only; it never
+//! waits on the store. Management writes rebuild the snapshot before their
+//! response is sent (`reload`), so the next request already sees them.
+
+mod flush;
+pub mod pricing_api;
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use heimdall_core::copy::CounterKind;
+use heimdall_core::policy::{Counter, CounterState, CounterStore, Snapshot};
+use heimdall_core::pricing::PriceTable;
+use heimdall_store::{Store, StoreError};
+
+use crate::usage::LiveUsage;
+
+pub use flush::{flush_loop, flush_now};
+
+/// Governance state shared by every request of a node.
+pub struct Governance {
+    snapshot: ArcSwap<Snapshot>,
+    pub counters: Arc<CounterStore>,
+    dirty_tx: Sender<Arc<Counter>>,
+    dirty_rx: Mutex<Receiver<Arc<Counter>>>,
+    prices: ArcSwap<PriceTable>,
+    /// One rebuild at a time; a rebuild reads the store after the write that
+    /// asked for it committed, so the last rebuild always wins correctly.
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance")
+            .field("keys", &self.snapshot.load().key_count())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn build_snapshot(store: &Store) -> Result<Snapshot, StoreError> {
+    let keys = store.list_key_records().await?;
+    let copies = store.list_all_copies().await?;
+    // Building compiles regexes and hashes a million entries at scale: off
+    // the async workers.
+    tokio::task::spawn_blocking(move || Snapshot::build(&keys, &copies))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("building the policy index failed: {e}")))
+}
+
+impl Governance {
+    /// Loads the index, the persisted counters and the prices.
+    pub async fn start(store: &Store) -> Result<Governance, StoreError> {
+        let started = std::time::Instant::now();
+        let snapshot = build_snapshot(store).await?;
+        let counters = CounterStore::default();
+        let rows = store.load_counters().await?;
+        for r in &rows {
+            counters.insert(Counter::new(
+                Arc::from(r.limit_id.as_str()),
+                r.kind,
+                r.user_profile_id,
+                Arc::from(r.reset_duration.as_str()),
+                CounterState {
+                    window_start: r.window_start,
+                    anchor: r.anchor,
+                    used: r.used,
+                    reserved: 0,
+                },
+            ));
+        }
+        let prices = PriceTable::shipped().with_overrides(store.list_price_overrides().await?);
+        tracing::info!(
+            keys = snapshot.key_count(),
+            users = snapshot.user_count(),
+            counters = rows.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "policy index loaded"
+        );
+        let (tx, rx) = channel();
+        Ok(Governance {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            counters: Arc::new(counters),
+            dirty_tx: tx,
+            dirty_rx: Mutex::new(rx),
+            prices: ArcSwap::from_pointee(prices),
+            rebuild: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Rebuilds the index from the store (after a management write).
+    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let _one = self.rebuild.lock().await;
+        let snapshot = build_snapshot(store).await?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Re-reads price overrides.
+    pub async fn reload_prices(&self, store: &Store) -> Result<(), StoreError> {
+        let prices = PriceTable::shipped().with_overrides(store.list_price_overrides().await?);
+        self.prices.store(Arc::new(prices));
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub fn prices(&self) -> Arc<PriceTable> {
+        self.prices.load_full()
+    }
+
+    /// Where settled counters announce themselves for the next flush.
+    pub fn dirty_sender(&self) -> &Sender<Arc<Counter>> {
+        &self.dirty_tx
+    }
+
+    /// Zeroes matched counters (propagation with `reset_usage`).
+    pub fn reset_counters(&self, ids: &[(String, CounterKind)]) {
+        for (id, kind) in ids {
+            self.counters.reset(id, *kind);
+        }
+    }
+
+    /// Takes every counter queued since the last call.
+    pub(crate) fn drain_dirty(&self) -> Vec<Arc<Counter>> {
+        let rx = self.dirty_rx.lock().unwrap_or_else(|e| e.into_inner());
+        rx.try_iter().collect()
+    }
+}
+
+impl LiveUsage for Governance {
+    fn used(&self, limit_id: &str, kind: CounterKind, window_start: Option<DateTime<Utc>>) -> i64 {
+        let Some(c) = self.counters.get(limit_id, kind) else {
+            return 0;
+        };
+        let s = c.read();
+        match window_start {
+            // A counter still in an earlier window has not been reset yet
+            // (lazily); its usage belongs to the past.
+            Some(w) if s.window_start < w.timestamp_millis() => 0,
+            _ => s.used,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! What the governance engine reads and writes: key records and copies for
+//! the policy index, usage counters (loaded at start, flushed in batches),
+//! and price overrides.
+
+use chrono::{DateTime, Utc};
+use heimdall_core::copy::CounterKind;
+use heimdall_core::policy::KeyRecord;
+use heimdall_core::pricing::Price;
+use sqlx::Row;
+
+use crate::connect::Store;
+use crate::error::StoreError;
+use crate::rows::{from_opt_ts, ts};
+
+/// A counter as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub limit_id: String,
+    pub kind: CounterKind,
+    pub user_profile_id: i64,
+    pub used: i64,
+    /// Unix ms.
+    pub window_start: i64,
+    pub reset_duration: String,
+    /// Unix ms.
+    pub anchor: i64,
+}
+
+fn kind_of(s: &str) -> Option<CounterKind> {
+    match s {
+        "budget" => Some(CounterKind::Budget),
+        "tokens" => Some(CounterKind::Tokens),
+        "requests" => Some(CounterKind::Requests),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Every key as the policy index needs it.
+    pub async fn list_key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, user_id, value_hash, previous_hash, previous_valid_until, is_active, expires_at FROM virtual_keys",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRecord {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    user_id: r.try_get(2)?,
+                    hash: r.try_get(3)?,
+                    previous_hash: r.try_get(4)?,
+                    previous_valid_until: from_opt_ts(r.try_get(5)?)?,
+                    is_active: r.try_get::<i64, _>(6)? != 0,
+                    expires_at: from_opt_ts(r.try_get(7)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every persisted counter.
+    pub async fn load_counters(&self) -> Result<Vec<CounterRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT limit_id, kind, user_profile_id, used, window_start, reset_duration, anchor FROM usage_counters",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kind: String = r.try_get(1)?;
+            let Some(kind) = kind_of(&kind) else { continue };
+            out.push(CounterRow {
+                limit_id: r.try_get(0)?,
+                kind,
+                user_profile_id: r.try_get(2)?,
+                used: r.try_get(3)?,
+                window_start: r.try_get(4)?,
+                reset_duration: r.try_get(5)?,
+                anchor: r.try_get(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes a batch of counters in one transaction. Counters of copies that
+    /// no longer exist are skipped.
+    pub async fn save_counters(
+        &self,
+        rows: &[CounterRow],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for c in rows {
+            sqlx::query(
+                "INSERT INTO usage_counters (limit_id, kind, user_profile_id, used, window_start, reset_duration, anchor, updated_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM user_profiles WHERE id = $3)
+                 ON CONFLICT (limit_id, kind) DO UPDATE SET used = excluded.used, window_start = excluded.window_start,
+                 reset_duration = excluded.reset_duration, anchor = excluded.anchor, updated_at = excluded.updated_at",
+            )
+            .bind(c.limit_id.clone())
+            .bind(c.kind.as_str())
+            .bind(c.user_profile_id)
+            .bind(c.used)
+            .bind(c.window_start)
+            .bind(c.reset_duration.clone())
+            .bind(c.anchor)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every price override as (provider, model, price).
+    pub async fn list_price_overrides(&self) -> Result<Vec<(String, String, Price)>, StoreError> {
+        let rows = sqlx::query("SELECT provider, model, input_nanos, output_nanos, cached_input_nanos FROM price_overrides")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    Price {
+                        input: r.try_get(2)?,
+                        output: r.try_get(3)?,
+                        cached_input: r.try_get(4)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn put_price_override(
+        &self,
+        provider: &str,
+        model: &str,
+        p: Price,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO price_overrides (provider, model, input_nanos, output_nanos, cached_input_nanos, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (provider, model) DO UPDATE SET input_nanos = excluded.input_nanos, output_nanos = excluded.output_nanos,
+             cached_input_nanos = excluded.cached_input_nanos, updated_at = excluded.updated_at",
+        )
+        .bind(provider)
+        .bind(model)
+        .bind(p.input)
+        .bind(p.output)
+        .bind(p.cached_input)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an override; false when there was none.
+    pub async fn delete_price_override(
+        &self,
+        provider: &str,
+        model: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM price_overrides WHERE provider = $1 AND model = $2")
+            .bind(provider)
+            .bind(model)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
