@@ -58,6 +58,9 @@ pub struct LimitSlot {
     /// Unix ms.
     pub anchor: i64,
     pub override_: Option<SlotOverride>,
+    /// The counter, resolved on first use and kept for this snapshot's life,
+    /// so that later requests skip the counter map.
+    pub counter: std::sync::OnceLock<Arc<super::counter::Counter>>,
 }
 
 /// A copy as the engine sees it.
@@ -213,6 +216,7 @@ impl Interner {
                             cycles: o.cycles,
                             set_window_index: o.set_window_index,
                         }),
+                        counter: std::sync::OnceLock::new(),
                     });
                 }
             }
@@ -242,6 +246,7 @@ impl Interner {
                             limit_id: Arc::from(rl.id.as_str()),
                             anchor: created.unwrap_or(fallback).timestamp_millis(),
                             override_: None,
+                            counter: std::sync::OnceLock::new(),
                         });
                     }
                 }
