@@ -34,7 +34,7 @@ fn template_policy(i: usize) -> Policy {
         created_at: anchor,
         override_: None,
     };
-    let allowed = if i % 2 == 0 {
+    let allowed = if i.is_multiple_of(2) {
         vec!["gpt-4o-mini".to_string(), format!("model-{i}")]
     } else {
         vec!["regex:gpt-4o.*".to_string()]
