@@ -51,7 +51,12 @@ where
         let admission = match governance_seam::admit(ctx.state, ctx.caller, info) {
             Ok(a) => a,
             Err(denial) => {
-                first_denial.get_or_insert(denial);
+                first_denial.get_or_insert(
+                    denial
+                        .with_extra("provider", target.provider.clone())
+                        .with_extra("model_requested", ctx.model_requested)
+                        .with_extra("request_type", rec.request_type()),
+                );
                 continue;
             }
         };
