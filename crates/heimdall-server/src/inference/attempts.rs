@@ -40,6 +40,7 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let snapshot = ctx.state.providers.snapshot();
+    rec.prompt_estimate = (ctx.body_bytes as u64).div_ceil(4);
     let mut first_denial: Option<ApiError> = None;
     let mut last_error: Option<ApiError> = None;
     for (i, target) in ctx.targets.iter().enumerate() {

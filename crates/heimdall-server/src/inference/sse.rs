@@ -79,8 +79,13 @@ pub fn openai(
             r.rec.add_upstream(t0.elapsed());
             let frame = match next {
                 Some(Ok(ev)) => {
+                    for c in &ev.chunk.choices {
+                        let n = c.delta.content.as_ref().map_or(0, String::len);
+                        r.rec.streamed_chars += n as u64;
+                    }
                     if let Some(u) = &ev.chunk.usage {
                         r.rec.usage = Some(u.clone());
+                        r.rec.settle_now();
                     }
                     if ev.chunk.is_usage_only() && !wants_usage {
                         continue;
@@ -144,6 +149,18 @@ pub fn anthropic(
                     if let Some(u) = u {
                         merge_usage(&mut usage, u);
                         r.rec.usage = Some(usage_from_anthropic(&usage));
+                        // message_delta carries the final output count.
+                        if ev.name == "message_delta" {
+                            r.rec.settle_now();
+                        }
+                    }
+                    if ev.name == "content_block_delta" {
+                        let text = ev
+                            .data
+                            .get("delta")
+                            .and_then(|d| d.get("text"))
+                            .and_then(|t| t.as_str());
+                        r.rec.streamed_chars += text.map_or(0, str::len) as u64;
                     }
                     format!("event: {}\ndata: {}\n\n", ev.name, ev.data)
                 }

@@ -41,6 +41,10 @@ pub struct RequestRecord {
     pub usage: Option<Usage>,
     pub user: String,
     admission: Option<Admission>,
+    /// ceil(request bytes / 4), for charging a stream cut short.
+    pub prompt_estimate: u64,
+    /// Characters of generated text forwarded so far (streams).
+    pub streamed_chars: u64,
 }
 
 impl RequestRecord {
@@ -59,6 +63,8 @@ impl RequestRecord {
             usage: None,
             user: "anonymous".to_owned(),
             admission: None,
+            prompt_estimate: 0,
+            streamed_chars: 0,
         }
     }
 
@@ -76,6 +82,15 @@ impl RequestRecord {
     pub fn hold(&mut self, admission: Admission) {
         if let Some(old) = self.admission.replace(admission) {
             old.settle(None, false);
+        }
+    }
+
+    /// Settles now with the usage seen so far (a stream's final usage has
+    /// arrived): before the last event reaches the client, so that a client
+    /// that reads its quota right after the stream sees the charge.
+    pub fn settle_now(&mut self) {
+        if let Some(a) = self.admission.take() {
+            a.settle(self.usage.as_ref(), true);
         }
     }
 
@@ -111,6 +126,17 @@ impl Drop for RequestRecord {
     fn drop(&mut self) {
         if self.outcome == Outcome::Running {
             self.outcome = Outcome::ClientClosed;
+        }
+        if self.usage.is_none() && self.outcome == Outcome::ClientClosed && self.streamed_chars > 0
+        {
+            // The client left before the provider reported usage: charge an
+            // estimate of what was generated (about four characters a token).
+            self.usage = Some(Usage {
+                prompt_tokens: self.prompt_estimate,
+                completion_tokens: self.streamed_chars.div_ceil(4),
+                total_tokens: self.prompt_estimate + self.streamed_chars.div_ceil(4),
+                ..Usage::default()
+            });
         }
         if let Some(a) = self.admission.take() {
             a.settle(self.usage.as_ref(), self.outcome != Outcome::Error);
