@@ -33,6 +33,8 @@ pub fn build(state: AppState) -> Router {
             management::routes("/api")
                 .route_layer(reload)
                 .route_layer(auth.clone())
+                // Its own 405 fallback, so that the layer below marks it too.
+                .method_not_allowed_fallback(method_not_allowed)
                 .layer(middleware::from_fn(deprecation)),
         )
         .merge(crate::governance::pricing_api::routes().route_layer(auth.clone()))
