@@ -27,6 +27,9 @@ fn check_key_name(name: Option<&str>) -> Result<Option<String>, ApiError> {
     match name.map(str::trim) {
         None => Ok(None),
         Some("") => Err(ApiError::invalid_request("name must not be empty")),
+        Some(n) if n.chars().any(char::is_control) => Err(ApiError::invalid_request(
+            "name must not contain control characters",
+        )),
         Some(n) if n.chars().count() > MAX_KEY_NAME => Err(ApiError::invalid_request(format!(
             "name is longer than {MAX_KEY_NAME} characters"
         ))),
