@@ -127,16 +127,22 @@ impl Drop for RequestRecord {
         if self.outcome == Outcome::Running {
             self.outcome = Outcome::ClientClosed;
         }
-        if self.usage.is_none() && self.outcome == Outcome::ClientClosed && self.streamed_chars > 0
+        if self.outcome == Outcome::ClientClosed
+            && self.admission.is_some()
+            && self.streamed_chars > 0
         {
-            // The client left before the provider reported usage: charge an
-            // estimate of what was generated (about four characters a token).
-            self.usage = Some(Usage {
+            // The client left before the provider's final usage: charge what
+            // was generated — the provider's figures so far (Anthropic reports
+            // the input at the start), and at least an estimate of the
+            // streamed text (about four characters a token).
+            let generated = self.streamed_chars.div_ceil(4);
+            let mut u = self.usage.take().unwrap_or_else(|| Usage {
                 prompt_tokens: self.prompt_estimate,
-                completion_tokens: self.streamed_chars.div_ceil(4),
-                total_tokens: self.prompt_estimate + self.streamed_chars.div_ceil(4),
                 ..Usage::default()
             });
+            u.completion_tokens = u.completion_tokens.max(generated);
+            u.total_tokens = u.prompt_tokens + u.completion_tokens;
+            self.usage = Some(u);
         }
         if let Some(a) = self.admission.take() {
             a.settle(self.usage.as_ref(), self.outcome != Outcome::Error);
