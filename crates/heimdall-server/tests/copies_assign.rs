@@ -415,3 +415,32 @@ store_test!(
         s.stop().await;
     }
 );
+
+store_test!(
+    updating_a_copy_is_audited_when_it_changes,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let (p, eng) = default_of_new_role(&s, "Eng", "Engineers").await;
+        let (ann, _) = user(&s, "Ann", Some(eng)).await;
+        let path = copy_path(&ann, p);
+        let r = s.put(&path, json!({"is_active": false})).await;
+        assert_eq!(r.status, 200);
+        let e = audit_entries(&s, p, "update").await;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0]["user_id"], ann.as_str());
+        assert_eq!(json_field(&e[0]["previous_values"])["is_active"], true);
+        assert_eq!(json_field(&e[0]["new_values"])["is_active"], false);
+        // The same values again change nothing and add nothing.
+        let r = s
+            .put(&path, json!({"is_active": false, "expires_at": null}))
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(audit_entries(&s, p, "update").await.len(), 1);
+        // The template's own version is not touched.
+        assert_eq!(
+            get_template(&s, p).await.body["access_profile"]["version"],
+            1
+        );
+        s.stop().await;
+    }
+);

@@ -84,9 +84,13 @@ pub async fn get_one(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.store.delete_user(&id).await?;
+    state
+        .store
+        .delete_user(&id, &actor.0, state.clock.now())
+        .await?;
     Ok(axum::Json(json!({ "message": format!("user {id} deleted") })).into_response())
 }
 
