@@ -80,8 +80,16 @@ pub fn openai(
             let frame = match next {
                 Some(Ok(ev)) => {
                     for c in &ev.chunk.choices {
-                        let n = c.delta.content.as_ref().map_or(0, String::len);
-                        r.rec.streamed_chars += n as u64;
+                        let text = c.delta.content.as_ref().map_or(0, String::len);
+                        let args: usize = c
+                            .delta
+                            .tool_calls
+                            .iter()
+                            .flatten()
+                            .filter_map(|t| t.function.as_ref()?.arguments.as_ref())
+                            .map(String::len)
+                            .sum();
+                        r.rec.streamed_chars += (text + args) as u64;
                     }
                     if let Some(u) = &ev.chunk.usage {
                         r.rec.usage = Some(u.clone());
@@ -155,12 +163,15 @@ pub fn anthropic(
                         }
                     }
                     if ev.name == "content_block_delta" {
-                        let text = ev
-                            .data
-                            .get("delta")
-                            .and_then(|d| d.get("text"))
-                            .and_then(|t| t.as_str());
-                        r.rec.streamed_chars += text.map_or(0, str::len) as u64;
+                        // Text and tool-call arguments both are generated output.
+                        let delta = ev.data.get("delta");
+                        let piece = |k: &str| {
+                            delta
+                                .and_then(|d| d.get(k))
+                                .and_then(|t| t.as_str())
+                                .map_or(0, str::len)
+                        };
+                        r.rec.streamed_chars += (piece("text") + piece("partial_json")) as u64;
                     }
                     format!("event: {}\ndata: {}\n\n", ev.name, ev.data)
                 }

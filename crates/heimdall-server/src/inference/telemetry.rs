@@ -127,10 +127,9 @@ impl Drop for RequestRecord {
         if self.outcome == Outcome::Running {
             self.outcome = Outcome::ClientClosed;
         }
-        if self.outcome == Outcome::ClientClosed
-            && self.admission.is_some()
-            && self.streamed_chars > 0
-        {
+        // An admission is held only once the upstream answered; a client
+        // that leaves after that still cost the prompt.
+        if self.outcome == Outcome::ClientClosed && self.admission.is_some() {
             // The client left before the provider's final usage: charge what
             // was generated — the provider's figures so far (Anthropic reports
             // the input at the start), and at least an estimate of the
