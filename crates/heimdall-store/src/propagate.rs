@@ -91,8 +91,16 @@ impl Store {
                 pc.id = ids.next().unwrap_or(0);
             }
             write_copy_policy(&mut tx, &copy, now).await?;
-            outcome.reset.extend(result.reset.iter().cloned());
-            for (limit_id, kind) in &result.reset {
+            // Matched counters zeroed by `reset_usage`, and counters of
+            // halves re-created under a kept rate-limit id: both start at 0.
+            let zeroed: Vec<_> = result
+                .reset
+                .iter()
+                .chain(&result.recreated)
+                .cloned()
+                .collect();
+            outcome.reset.extend(zeroed.iter().cloned());
+            for (limit_id, kind) in &zeroed {
                 sqlx::query("DELETE FROM usage_counters WHERE limit_id = $1 AND kind = $2")
                     .bind(limit_id.clone())
                     .bind(kind.as_str())
