@@ -579,3 +579,18 @@ store_test!(propagation_is_audited, |db: TestDb| async move {
     assert!(!e[0]["actor"].as_str().unwrap().is_empty());
     s.stop().await;
 });
+
+store_test!(
+    a_propagation_that_changes_nothing_is_not_audited,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let (p, _ann, _bob, _, _) = setup(&s).await;
+        let body = propagate_ok(&s, p, json!({ "fields": LIMIT_FIELDS })).await;
+        assert_eq!(body["affected_users"], 0);
+        assert!(audit_entries(&s, p, "propagate").await.is_empty());
+        edit_template(&s, p, edited()).await;
+        propagate_ok(&s, p, json!({ "fields": LIMIT_FIELDS })).await;
+        assert_eq!(audit_entries(&s, p, "propagate").await.len(), 1);
+        s.stop().await;
+    }
+);

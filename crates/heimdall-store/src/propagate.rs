@@ -109,26 +109,29 @@ impl Store {
             }
         }
         if !dry_run {
-            insert_audit(
-                &mut tx,
-                actor,
-                now,
-                NewAuditEntry {
-                    access_profile_id: Some(profile_id),
-                    action: "propagate",
-                    new_values: Some(serde_json::json!({
-                        "fields": field_names,
-                        "reset_usage": reset_usage,
-                        "affected_user_ids": outcome.affected_user_ids,
-                    })),
-                    metadata: Some(serde_json::json!({
-                        "template_version": template.version,
-                        "skipped_users": outcome.skipped_users,
-                    })),
-                    ..NewAuditEntry::default()
-                },
-            )
-            .await?;
+            // A propagation that changed no copy changed nothing: no entry.
+            if !outcome.affected_user_ids.is_empty() {
+                insert_audit(
+                    &mut tx,
+                    actor,
+                    now,
+                    NewAuditEntry {
+                        access_profile_id: Some(profile_id),
+                        action: "propagate",
+                        new_values: Some(serde_json::json!({
+                            "fields": field_names,
+                            "reset_usage": reset_usage,
+                            "affected_user_ids": outcome.affected_user_ids,
+                        })),
+                        metadata: Some(serde_json::json!({
+                            "template_version": template.version,
+                            "skipped_users": outcome.skipped_users,
+                        })),
+                        ..NewAuditEntry::default()
+                    },
+                )
+                .await?;
+            }
             tx.commit().await?;
         }
         Ok(outcome)
