@@ -69,7 +69,7 @@ pub(crate) async fn write_copy_policy(
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE user_profiles SET policy = $1, name = $2, updated_at = $3 WHERE id = $4")
         .bind(serde_json::to_string(&copy.policy)?)
-        .bind(copy.name.clone())
+        .bind(crate::profiles::encode_text(&copy.name))
         .bind(ts(now))
         .bind(copy.id)
         .execute(conn)
