@@ -212,6 +212,11 @@ pub async fn quota(
     if let Some(new_value) = &found.pending_value {
         body["rotated_value"] = json!(new_value);
         state.store.finish_rotation_handover(&key.id).await?;
+        // From now on only the new value works, on this node at once.
+        state
+            .governance
+            .reload_users(&state.store, std::slice::from_ref(&key.user_id))
+            .await?;
     }
     Ok(axum::Json(body).into_response())
 }
