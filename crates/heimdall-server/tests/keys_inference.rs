@@ -204,3 +204,98 @@ store_test!(
         env.server.stop().await;
     }
 );
+
+store_test!(
+    minting_deleting_keys_and_users_hold_on_the_inference_path,
+    |db: TestDb| async move {
+        let env = env_with_grace(db, "0s").await;
+        let m = env.member("Ann", openai_profile("Eng", json!({}))).await;
+        let r = env
+            .server
+            .post(
+                &g(&format!("/users/{}/virtual-keys", m.user)),
+                json!({"name": "ci"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let extra = r.body["virtual_key"]["value"].as_str().unwrap().to_string();
+        let extra_id = r.body["virtual_key"]["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            chat_status(&env, &extra).await,
+            200,
+            "a minted key works at once"
+        );
+        let r = env
+            .server
+            .delete(&g(&format!("/users/{}/virtual-keys/{extra_id}", m.user)))
+            .await;
+        assert_eq!(r.status, 200);
+        assert_denial(&env.chat(&extra, MODEL).await, 401, "virtual_key_not_found");
+        assert_eq!(chat_status(&env, &m.key).await, 200);
+        let r = env.server.delete(&g(&format!("/users/{}", m.user))).await;
+        assert_eq!(r.status, 200);
+        assert_denial(&env.chat(&m.key, MODEL).await, 401, "virtual_key_not_found");
+        env.server.stop().await;
+    }
+);
+
+store_test!(
+    propagated_rules_and_applied_copies_hold_on_the_inference_path,
+    |db: TestDb| async move {
+        let env = env_with_grace(db, "0s").await;
+        let p = env.template(openai_profile("Eng", json!({}))).await;
+        let r = env
+            .server
+            .post(&g("/rbac/roles"), json!({"name": "Engineers"}))
+            .await;
+        let eng = r.body["role"]["id"].as_i64().unwrap();
+        let r = env
+            .server
+            .post(
+                &g("/users"),
+                json!({"name": "Ann", "email": "ann@example.com", "role_id": eng}),
+            )
+            .await;
+        let ann = r.body["user"]["id"].as_str().unwrap().to_string();
+        // apply_to_existing provisions Ann's copy; its key is delivered by rotation.
+        let r = env
+            .server
+            .post(
+                &g(&format!("/access-profiles/{p}/roles")),
+                json!({"role_ids": [eng], "apply_to_existing": true}),
+            )
+            .await;
+        assert_eq!(r.body["users_applied"], 1, "{}", r.text);
+        let r = env
+            .server
+            .get(&g(&format!("/users/{ann}/virtual-keys")))
+            .await;
+        let key_id = r.body["virtual_keys"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let key = rotate(&env, &key_id).await;
+        assert_eq!(chat_status(&env, &key).await, 200);
+
+        // The template stops allowing OpenAI: copies follow once propagated.
+        let r = env
+            .server
+            .put(
+                &g(&format!("/access-profiles/{p}")),
+                json!({"provider_configs": [{"provider_name": "anthropic", "all_models_allowed": true}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(chat_status(&env, &key).await, 200, "not before propagation");
+        let r = env
+            .server
+            .post(
+                &g(&format!("/access-profiles/{p}/propagate")),
+                json!({"fields": ["provider_configs"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_denial(&env.chat(&key, MODEL).await, 403, "provider_blocked");
+        env.server.stop().await;
+    }
+);
