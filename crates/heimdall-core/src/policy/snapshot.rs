@@ -183,10 +183,21 @@ pub fn parse_hash(hex: &str) -> Option<KeyHash> {
 #[derive(Default)]
 pub struct Interner {
     rules: HashMap<String, Arc<CompiledRules>>,
+    names: HashMap<String, Arc<str>>,
     defs: HashMap<String, Arc<LimitDef>>,
 }
 
 impl Interner {
+    /// Copy names repeat their template's name: one allocation per name.
+    fn name(&mut self, n: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(n) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(n);
+        self.names.insert(n.to_string(), a.clone());
+        a
+    }
+
     fn rules(&mut self, p: &Policy) -> Arc<CompiledRules> {
         let key = CompiledRules::share_key(p);
         self.rules
@@ -302,16 +313,17 @@ impl Interner {
     fn user(
         &mut self,
         user_id: &str,
-        rec: &UserRecords,
+        keys: &[&KeyRecord],
+        copies: &[&UserCopy],
     ) -> (Arc<UserEntry>, Vec<(KeyHash, KeyEntry)>) {
-        let mut list: Vec<&UserCopy> = rec.copies.iter().collect();
+        let mut list: Vec<&UserCopy> = copies.to_vec();
         list.sort_by_key(|c| (c.assigned_at, c.id));
         let copies: Vec<CopyEntry> = list
             .into_iter()
             .map(|c| CopyEntry {
                 id: c.id,
                 parent_profile_id: c.parent_profile_id,
-                name: Arc::from(c.name.as_str()),
+                name: self.name(&c.name),
                 is_active: c.is_active,
                 expires_at: c.expires_at,
                 assigned_at: c.assigned_at,
@@ -321,9 +333,9 @@ impl Interner {
             .collect();
         // Each key is indexed under its current value's hash and, during a
         // rotation grace, under the old value's hash too.
-        let indexed: Vec<(&KeyRecord, KeyHash, Option<DateTime<Utc>>)> = rec
-            .keys
+        let indexed: Vec<(&KeyRecord, KeyHash, Option<DateTime<Utc>>)> = keys
             .iter()
+            .copied()
             .flat_map(|k| {
                 let current = parse_hash(&k.hash).map(|h| (k, h, None));
                 let previous = match (
@@ -373,25 +385,19 @@ impl Snapshot {
         keys: &[KeyRecord],
         copies: &[UserCopy],
     ) -> Snapshot {
-        let mut by_user: HashMap<&str, UserRecords> = HashMap::new();
+        // Group by user without copying the records.
+        type Grouped<'a> = (Vec<&'a KeyRecord>, Vec<&'a UserCopy>);
+        let mut by_user: HashMap<&str, Grouped<'_>> = HashMap::new();
         for c in copies {
-            by_user
-                .entry(c.user_id.as_str())
-                .or_default()
-                .copies
-                .push(c.clone());
+            by_user.entry(c.user_id.as_str()).or_default().1.push(c);
         }
         for k in keys {
-            by_user
-                .entry(k.user_id.as_str())
-                .or_default()
-                .keys
-                .push(k.clone());
+            by_user.entry(k.user_id.as_str()).or_default().0.push(k);
         }
         let mut key_shards: Vec<KeyShard> = (0..SHARDS).map(|_| KeyShard::default()).collect();
         let mut user_shards: Vec<UserShard> = (0..SHARDS).map(|_| UserShard::default()).collect();
-        for (uid, rec) in &by_user {
-            let (user, entries) = interner.user(uid, rec);
+        for (uid, (user_keys, user_copies)) in &by_user {
+            let (user, entries) = interner.user(uid, user_keys, user_copies);
             for (h, e) in entries {
                 key_shards[key_shard(&h)].insert(h, e);
             }
@@ -423,7 +429,9 @@ impl Snapshot {
             if rec.keys.is_empty() && rec.copies.is_empty() {
                 continue;
             }
-            let (user, entries) = interner.user(uid, rec);
+            let keys: Vec<&KeyRecord> = rec.keys.iter().collect();
+            let copies: Vec<&UserCopy> = rec.copies.iter().collect();
+            let (user, entries) = interner.user(uid, &keys, &copies);
             for (h, e) in entries {
                 Arc::make_mut(&mut next.keys[key_shard(&h)]).insert(h, e);
             }
