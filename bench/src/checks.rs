@@ -56,7 +56,11 @@ pub fn checks(
     let floor = find(runs, Kind::Floor, Mode::Json, rate);
     let mut out = Vec::new();
     for (label, limit, pick) in [
-        ("p50", 1.2, (|o: &crate::stats::Overhead| o.p50_us) as fn(&_) -> f64),
+        (
+            "p50",
+            1.2,
+            (|o: &crate::stats::Overhead| o.p50_us) as fn(&_) -> f64,
+        ),
         ("p99", 1.5, |o: &crate::stats::Overhead| o.p99_us),
     ] {
         let g = gov.and_then(|r| r.overhead).map(|o| pick(&o));
@@ -80,7 +84,11 @@ pub fn checks(
         m,
         "× floor",
         at_most(m, 1.5),
-        format!("governed {} µs, floor {} µs ({at}, non-streaming)", fmt(g), fmt(f)),
+        format!(
+            "governed {} µs, floor {} µs ({at}, non-streaming)",
+            fmt(g),
+            fmt(f)
+        ),
     ));
     let sat = |k: Kind| saturation.iter().find(|s| s.target == k).map(|s| s.rps);
     let (g, f) = (sat(Kind::Governed), sat(Kind::Floor));
@@ -186,6 +194,8 @@ mod tests {
             rss_after_kb: 0,
             hwm_kb: 0,
             send_lag_p99_us: 0.0,
+            machine_busy_pct: None,
+            others_busy_pct: None,
         }
     }
 
@@ -216,7 +226,13 @@ mod tests {
             run(Kind::Governed, Mode::Stream, 100.0, 250.0, 40.0),
         ];
         let mut idle = BTreeMap::new();
-        idle.insert(Kind::Governed, Memory { rss_kb: 20 * 1024, hwm_kb: 0 });
+        idle.insert(
+            Kind::Governed,
+            Memory {
+                rss_kb: 20 * 1024,
+                hwm_kb: 0,
+            },
+        );
         let c = checks(&runs, &[], &idle, &[], &config());
         let by = |f: &str| c.iter().find(|x| x.figure.starts_with(f)).unwrap();
         assert_eq!(by("governed overhead p50").measured, Some(1.1));

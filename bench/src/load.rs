@@ -149,8 +149,7 @@ async fn exchange(client: &HttpClient, spec: &RequestSpec, origin: Instant) -> O
 }
 
 async fn one(client: HttpClient, spec: Arc<RequestSpec>, origin: Instant, rec: Shared) {
-    let outcome = match tokio::time::timeout(spec.timeout, exchange(&client, &spec, origin)).await
-    {
+    let outcome = match tokio::time::timeout(spec.timeout, exchange(&client, &spec, origin)).await {
         Ok(o) => o,
         Err(_) => Outcome::Failed("timeout".into()),
     };
@@ -168,7 +167,9 @@ async fn one(client: HttpClient, spec: Arc<RequestSpec>, origin: Instant, rec: S
 
 fn finish(rec: Shared, sent: u64, elapsed: Duration) -> anyhow::Result<LoadResult> {
     let r = match Arc::try_unwrap(rec) {
-        Ok(m) => m.into_inner().map_err(|_| anyhow::anyhow!("recorder poisoned"))?,
+        Ok(m) => m
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("recorder poisoned"))?,
         // a request still running past the drain deadline holds a clone
         Err(shared) => {
             let g = shared

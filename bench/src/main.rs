@@ -234,7 +234,13 @@ fn pinning(no_pin: bool) -> (Option<String>, Option<String>, String) {
     (Some(low), Some(high), label)
 }
 
-fn launcher(common: &Common, mock_cpus: Option<String>, gateway_cpus: Option<String>, log_level: &str, work: &Path) -> anyhow::Result<Launcher> {
+fn launcher(
+    common: &Common,
+    mock_cpus: Option<String>,
+    gateway_cpus: Option<String>,
+    log_level: &str,
+    work: &Path,
+) -> anyhow::Result<Launcher> {
     Ok(Launcher {
         heimdall: heimdall_binary(common)?,
         bench: std::env::current_exe()?,
@@ -258,17 +264,33 @@ fn write_results(dir: &Path, stem: &str, json: &str, md: &str) -> anyhow::Result
 fn stem() -> (String, String, bool, String) {
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let commit = git(&["rev-parse", "--short=10", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     let stem = format!("{date}-{commit}");
     (date, commit, dirty, stem)
 }
 
 async fn run(args: RunArgs, pins: (Option<String>, Option<String>, String)) -> anyhow::Result<()> {
-    let modes = args.modes.iter().map(|m| Mode::parse(m)).collect::<anyhow::Result<Vec<_>>>()?;
-    anyhow::ensure!(!args.rates.is_empty() && args.rates.iter().all(|r| *r > 0), "rates must be positive");
-    let work = tempfile::Builder::new().prefix("heimdall-bench-").tempdir()?;
+    let modes = args
+        .modes
+        .iter()
+        .map(|m| Mode::parse(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        !args.rates.is_empty() && args.rates.iter().all(|r| *r > 0),
+        "rates must be positive"
+    );
+    let work = tempfile::Builder::new()
+        .prefix("heimdall-bench-")
+        .tempdir()?;
     let (mock_cpus, gateway_cpus, label) = pins;
-    let launcher = launcher(&args.common, mock_cpus, gateway_cpus, &args.log_level, work.path())?;
+    let launcher = launcher(
+        &args.common,
+        mock_cpus,
+        gateway_cpus,
+        &args.log_level,
+        work.path(),
+    )?;
     let cfg = RunConfig {
         rates: args.rates,
         duration: args.duration,
@@ -287,14 +309,29 @@ async fn run(args: RunArgs, pins: (Option<String>, Option<String>, String)) -> a
     let measured = scenario::run(&cfg, &launcher).await?;
     let (date, commit, dirty, stem) = stem();
     let report = report::build(&measured, cfg, procfs::machine(), date, commit, dirty);
-    let dir = args.common.out_dir.unwrap_or_else(|| workspace().join("bench/results"));
-    write_results(&dir, &stem, &serde_json::to_string_pretty(&report)?, &report::markdown(&report))?;
+    let dir = args
+        .common
+        .out_dir
+        .unwrap_or_else(|| workspace().join("bench/results"));
+    write_results(
+        &dir,
+        &stem,
+        &serde_json::to_string_pretty(&report)?,
+        &report::markdown(&report),
+    )?;
     std::io::stderr().write_all(report::markdown(&report).as_bytes())?;
     Ok(())
 }
 
-async fn scale_only(keys: Vec<u64>, templates: u64, common: Common, pins: (Option<String>, Option<String>, String)) -> anyhow::Result<()> {
-    let work = tempfile::Builder::new().prefix("heimdall-bench-").tempdir()?;
+async fn scale_only(
+    keys: Vec<u64>,
+    templates: u64,
+    common: Common,
+    pins: (Option<String>, Option<String>, String),
+) -> anyhow::Result<()> {
+    let work = tempfile::Builder::new()
+        .prefix("heimdall-bench-")
+        .tempdir()?;
     let (mock_cpus, gateway_cpus, _) = pins;
     let launcher = launcher(&common, mock_cpus, gateway_cpus, "info", work.path())?;
     let client = load::http_client();
@@ -306,24 +343,51 @@ async fn scale_only(keys: Vec<u64>, templates: u64, common: Common, pins: (Optio
     mock.proc.stop();
     let (date, commit, dirty, stem) = stem();
     let doc = serde_json::json!({"date": date, "commit": commit, "dirty": dirty, "machine": procfs::machine(), "scale": out});
-    let dir = common.out_dir.unwrap_or_else(|| workspace().join("bench/results"));
-    let mut md = format!("# Scale run {date} at {commit}\n\n| keys | templates | DB MB | seed s | ready s | index load ms | idle RSS MB | RSS after requests MB | checks ok |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let dir = common
+        .out_dir
+        .unwrap_or_else(|| workspace().join("bench/results"));
+    let mut md = format!(
+        "# Scale run {date} at {commit}\n\n| keys | templates | DB MB | seed s | ready s | index load ms | idle RSS MB | RSS after requests MB | checks ok |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    );
     for x in &out {
         md.push_str(&format!(
             "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {}/{} |\n",
-            x.keys, x.templates, x.db_mb, x.seed_s, x.ready_s,
-            x.index.map_or_else(|| "–".to_string(), |i| i.elapsed_ms.to_string()),
-            x.rss_idle_kb as f64 / 1024.0, x.rss_after_requests_kb as f64 / 1024.0, x.check_ok, x.check_sent
+            x.keys,
+            x.templates,
+            x.db_mb,
+            x.seed_s,
+            x.ready_s,
+            x.index
+                .map_or_else(|| "–".to_string(), |i| i.elapsed_ms.to_string()),
+            x.rss_idle_kb as f64 / 1024.0,
+            x.rss_after_requests_kb as f64 / 1024.0,
+            x.check_ok,
+            x.check_sent
         ));
     }
-    write_results(&dir, &format!("{stem}-scale"), &serde_json::to_string_pretty(&doc)?, &md)
+    write_results(
+        &dir,
+        &format!("{stem}-scale"),
+        &serde_json::to_string_pretty(&doc)?,
+        &md,
+    )
 }
 
-async fn load_once(url: String, rate: u64, duration: Duration, stream: bool, bearer: Option<String>, concurrency: Option<usize>) -> anyhow::Result<()> {
+async fn load_once(
+    url: String,
+    rate: u64,
+    duration: Duration,
+    stream: bool,
+    bearer: Option<String>,
+    concurrency: Option<usize>,
+) -> anyhow::Result<()> {
     let mode = if stream { Mode::Stream } else { Mode::Json };
     let mut headers = Vec::new();
     if let Some(b) = bearer {
-        headers.push((http::header::AUTHORIZATION, http::HeaderValue::from_str(&format!("Bearer {b}"))?));
+        headers.push((
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(&format!("Bearer {b}"))?,
+        ));
     }
     let spec = load::RequestSpec {
         uri: url.parse()?,
@@ -343,7 +407,11 @@ async fn load_once(url: String, rate: u64, duration: Duration, stream: bool, bea
         "ttfb": stats::summarize(&r.ttfb),
         "send_lag": stats::summarize(&r.send_lag),
     });
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&doc)?)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&doc)?
+    )?;
     Ok(())
 }
 
@@ -361,7 +429,10 @@ fn main() -> ExitCode {
             eprintln!("heimdall-bench: cannot pin the load generator: {e}");
         }
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("heimdall-bench: cannot start the runtime: {e}");
@@ -372,16 +443,35 @@ fn main() -> ExitCode {
         let work = async move {
             match cli.command {
                 Cmd::Run(args) => run(args, pins).await,
-                Cmd::Load { url, rate, duration, stream, bearer, concurrency } => {
-                    load_once(url, rate, duration, stream, bearer, concurrency).await
-                }
+                Cmd::Load {
+                    url,
+                    rate,
+                    duration,
+                    stream,
+                    bearer,
+                    concurrency,
+                } => load_once(url, rate, duration, stream, bearer, concurrency).await,
                 Cmd::Floor { listen, upstream } => floor::serve(listen, upstream).await,
-                Cmd::Seed { db, keys, templates } => {
+                Cmd::Seed {
+                    db,
+                    keys,
+                    templates,
+                } => {
                     let s = seed::seed(&db, keys, templates).await?;
-                    eprintln!("[heimdall-bench] seeded {} keys over {} templates in {:.1} s ({:.0} MB)", s.keys, s.templates, s.elapsed.as_secs_f64(), s.db_bytes as f64 / 1e6);
+                    eprintln!(
+                        "[heimdall-bench] seeded {} keys over {} templates in {:.1} s ({:.0} MB)",
+                        s.keys,
+                        s.templates,
+                        s.elapsed.as_secs_f64(),
+                        s.db_bytes as f64 / 1e6
+                    );
                     Ok(())
                 }
-                Cmd::Scale { keys, templates, common } => scale_only(keys, templates, common, pins).await,
+                Cmd::Scale {
+                    keys,
+                    templates,
+                    common,
+                } => scale_only(keys, templates, common, pins).await,
             }
         };
         // Ctrl-C or SIGTERM: return, which drops (and so kills) every child

@@ -51,6 +51,40 @@ pub fn parse_stat(text: &str) -> anyhow::Result<CpuTicks> {
     })
 }
 
+/// Machine-wide CPU time from the first line of `/proc/stat`, in ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MachineTicks {
+    /// user + nice + system + irq + softirq + steal.
+    pub busy: u64,
+    /// busy + idle + iowait.
+    pub total: u64,
+}
+
+/// Parses the `cpu ` line of `/proc/stat`.
+pub fn parse_machine_stat(text: &str) -> anyhow::Result<MachineTicks> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| anyhow!("no cpu line in /proc/stat"))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse::<u64>())
+        .collect::<Result<_, _>>()
+        .context("a /proc/stat field is not a number")?;
+    anyhow::ensure!(v.len() >= 8, "short cpu line in /proc/stat");
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    Ok(MachineTicks {
+        busy,
+        total: busy + v[3] + v[4],
+    })
+}
+
+/// Machine-wide CPU ticks now.
+pub fn machine_ticks() -> anyhow::Result<MachineTicks> {
+    parse_machine_stat(&std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?)
+}
+
 /// A `kB` figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …).
 pub fn parse_status_kb(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -150,7 +184,13 @@ mod tests {
     #[test]
     fn stat_fields_are_counted_from_the_last_parenthesis() {
         let t = parse_stat(STAT).unwrap();
-        assert_eq!(t, CpuTicks { utime: 731, stime: 129 });
+        assert_eq!(
+            t,
+            CpuTicks {
+                utime: 731,
+                stime: 129
+            }
+        );
         assert_eq!(t.total(), 860);
     }
 
@@ -162,10 +202,25 @@ mod tests {
 
     #[test]
     fn tick_deltas_never_go_negative() {
-        let a = CpuTicks { utime: 10, stime: 5 };
-        let b = CpuTicks { utime: 40, stime: 7 };
+        let a = CpuTicks {
+            utime: 10,
+            stime: 5,
+        };
+        let b = CpuTicks {
+            utime: 40,
+            stime: 7,
+        };
         assert_eq!(b.since(a), 32);
         assert_eq!(a.since(b), 0);
+    }
+
+    #[test]
+    fn machine_stat_busy_and_total() {
+        let text = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
+        let t = parse_machine_stat(text).unwrap();
+        assert_eq!(t.busy, 100 + 5 + 50 + 3 + 2 + 1);
+        assert_eq!(t.total, t.busy + 1000 + 20);
+        assert!(parse_machine_stat("intr 1 2 3").is_err());
     }
 
     #[test]

@@ -169,10 +169,9 @@ pub async fn wait_ready(
             .body(Full::new(Bytes::new()))?;
         if let Ok(Ok(resp)) =
             tokio::time::timeout(Duration::from_secs(1), client.request(req)).await
+            && resp.status().is_success()
         {
-            if resp.status().is_success() {
-                return Ok(since.elapsed());
-            }
+            return Ok(since.elapsed());
         }
         if Instant::now() > deadline {
             bail!(

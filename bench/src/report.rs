@@ -35,6 +35,10 @@ pub struct RunRow {
     pub rss_after_kb: u64,
     pub hwm_kb: u64,
     pub send_lag_p99_us: f64,
+    /// Share of the machine's CPU busy while measuring, and the share of it
+    /// spent by processes outside this run (noise from a shared machine).
+    pub machine_busy_pct: Option<f64>,
+    pub others_busy_pct: Option<f64>,
 }
 
 /// Saturation of one target.
@@ -105,6 +109,11 @@ fn row(cell: &Cell, baseline: Option<&Cell>, tps: u64) -> RunRow {
         rss_after_kb: cell.memory_after.rss_kb,
         hwm_kb: cell.memory_after.hwm_kb,
         send_lag_p99_us: stats::summarize(&cell.send_lag).p99_us,
+        machine_busy_pct: stats::ratio(cell.machine.busy as f64 * 100.0, cell.machine.total as f64),
+        others_busy_pct: stats::ratio(
+            cell.machine.busy.saturating_sub(cell.ours_ticks) as f64 * 100.0,
+            cell.machine.total as f64,
+        ),
     }
 }
 
@@ -186,11 +195,22 @@ fn errors(e: &BTreeMap<String, u64>) -> String {
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let c = &r.config;
-    let _ = writeln!(s, "# Benchmark run {} at {}{}\n", r.date, r.commit, if r.dirty { " (dirty)" } else { "" });
+    let _ = writeln!(
+        s,
+        "# Benchmark run {} at {}{}\n",
+        r.date,
+        r.commit,
+        if r.dirty { " (dirty)" } else { "" }
+    );
     let _ = writeln!(
         s,
         "Machine: {} cores ({} available to the harness), {}, {} MB, kernel {}, load average at the end {}.  ",
-        r.machine.cores, r.machine.cores_available, r.machine.cpu_model, r.machine.mem_total_mb, r.machine.kernel, r.machine.load_average
+        r.machine.cores,
+        r.machine.cores_available,
+        r.machine.cpu_model,
+        r.machine.mem_total_mb,
+        r.machine.kernel,
+        r.machine.load_average
     );
     let _ = writeln!(
         s,
@@ -202,24 +222,55 @@ pub fn markdown(r: &Report) -> String {
         c.mock_args.join(" "),
         c.log_level
     );
-    let _ = writeln!(s, "Latency in µs from the scheduled send time to the end of the body; overhead = target − baseline at the same percentile; CPU = the server process's user+system time per request (the mock's for the baseline).\n");
+    let _ = writeln!(
+        s,
+        "Latency in µs from the scheduled send time to the end of the body; overhead = target − baseline at the same percentile; CPU = the server process's user+system time per request (the mock's for the baseline); others' CPU = share of the machine's CPU used by processes outside this run while the cell was measured (noise).\n"
+    );
     for mode in &c.modes {
-        let _ = writeln!(s, "## {}\n", if *mode == Mode::Json { "Non-streaming" } else { "Streaming" });
-        let _ = writeln!(s, "| target | rate | p50 | p90 | p99 | p99.9 | max | overhead p50 | overhead p99 | overhead p99.9 | CPU µs/req | RSS MB | errors |");
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        let _ = writeln!(
+            s,
+            "## {}\n",
+            if *mode == Mode::Json {
+                "Non-streaming"
+            } else {
+                "Streaming"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "| target | rate | p50 | p90 | p99 | p99.9 | max | overhead p50 | overhead p99 | overhead p99.9 | CPU µs/req | RSS MB | errors | others' CPU % |"
+        );
+        let _ = writeln!(
+            s,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+        );
         for row in r.runs.iter().filter(|x| x.mode == *mode) {
             let o = row.overhead;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
-                row.target.name(), row.rate, f0(row.latency.p50_us), f0(row.latency.p90_us), f0(row.latency.p99_us),
-                f0(row.latency.p999_us), f0(row.latency.max_us), opt(o.map(|o| o.p50_us), 0), opt(o.map(|o| o.p99_us), 0),
-                opt(o.map(|o| o.p999_us), 0), opt(row.cpu_us_per_request, 1), row.rss_after_kb as f64 / 1024.0, errors(&row.errors)
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+                row.target.name(),
+                row.rate,
+                f0(row.latency.p50_us),
+                f0(row.latency.p90_us),
+                f0(row.latency.p99_us),
+                f0(row.latency.p999_us),
+                f0(row.latency.max_us),
+                opt(o.map(|o| o.p50_us), 0),
+                opt(o.map(|o| o.p99_us), 0),
+                opt(o.map(|o| o.p999_us), 0),
+                opt(row.cpu_us_per_request, 1),
+                row.rss_after_kb as f64 / 1024.0,
+                errors(&row.errors),
+                opt(row.others_busy_pct, 0)
             );
         }
         if *mode == Mode::Stream {
             let _ = writeln!(s, "\nTime to first byte (first body chunk):\n");
-            let _ = writeln!(s, "| target | rate | TTFB p50 | TTFB p99 | TTFB p99.9 | added TTFB p50 | added TTFB p99 |");
+            let _ = writeln!(
+                s,
+                "| target | rate | TTFB p50 | TTFB p99 | TTFB p99.9 | added TTFB p50 | added TTFB p99 |"
+            );
             let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
             for row in r.runs.iter().filter(|x| x.mode == *mode) {
                 let Some(t) = row.ttfb else { continue };
@@ -227,22 +278,39 @@ pub fn markdown(r: &Report) -> String {
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} |",
-                    row.target.name(), row.rate, f0(t.p50_us), f0(t.p99_us), f0(t.p999_us),
-                    opt(o.map(|o| o.p50_us), 0), opt(o.map(|o| o.p99_us), 0)
+                    row.target.name(),
+                    row.rate,
+                    f0(t.p50_us),
+                    f0(t.p99_us),
+                    f0(t.p999_us),
+                    opt(o.map(|o| o.p50_us), 0),
+                    opt(o.map(|o| o.p99_us), 0)
                 );
             }
         }
         let _ = writeln!(s);
     }
     if !r.saturation.is_empty() {
-        let _ = writeln!(s, "## Saturation (closed loop, {} concurrent, non-streaming)\n", c.saturation_concurrency);
-        let _ = writeln!(s, "| target | req/s | p50 µs | p99 µs | CPU µs/req | errors |");
+        let _ = writeln!(
+            s,
+            "## Saturation (closed loop, {} concurrent, non-streaming)\n",
+            c.saturation_concurrency
+        );
+        let _ = writeln!(
+            s,
+            "| target | req/s | p50 µs | p99 µs | CPU µs/req | errors |"
+        );
         let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | --- |");
         for x in &r.saturation {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} |",
-                x.target.name(), f0(x.rps), f0(x.latency.p50_us), f0(x.latency.p99_us), opt(x.cpu_us_per_request, 1), errors(&x.errors)
+                x.target.name(),
+                f0(x.rps),
+                f0(x.latency.p50_us),
+                f0(x.latency.p99_us),
+                opt(x.cpu_us_per_request, 1),
+                errors(&x.errors)
             );
         }
         let _ = writeln!(s);
@@ -252,20 +320,46 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "| --- | ---: | ---: |");
     for (k, v) in &r.idle_rss_kb {
         let ready = r.ready_ms.get(k).copied();
-        let name = if *k == Kind::Baseline { "mock" } else { k.name() };
-        let _ = writeln!(s, "| {name} | {:.1} | {} |", *v as f64 / 1024.0, opt(ready, 0));
+        let name = if *k == Kind::Baseline {
+            "mock"
+        } else {
+            k.name()
+        };
+        let _ = writeln!(
+            s,
+            "| {name} | {:.1} | {} |",
+            *v as f64 / 1024.0,
+            opt(ready, 0)
+        );
     }
     if !r.scale.is_empty() {
-        let _ = writeln!(s, "\n### Scale (one user, one copy and one key each; seeded directly)\n");
-        let _ = writeln!(s, "| keys | templates | DB MB | seed s | ready s | index load ms | idle RSS MB | RSS after requests MB | checks ok |");
-        let _ = writeln!(s, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            s,
+            "\n### Scale (one user, one copy and one key each; seeded directly)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| keys | templates | DB MB | seed s | ready s | index load ms | idle RSS MB | RSS after requests MB | checks ok |"
+        );
+        let _ = writeln!(
+            s,
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
         for x in &r.scale {
             let _ = writeln!(
                 s,
                 "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {}/{} |",
-                x.keys, x.templates, x.db_mb, x.seed_s, x.ready_s,
-                x.index.map_or_else(|| "–".to_string(), |i| i.elapsed_ms.to_string()),
-                x.rss_idle_kb as f64 / 1024.0, x.rss_after_requests_kb as f64 / 1024.0, x.check_ok, x.check_sent
+                x.keys,
+                x.templates,
+                x.db_mb,
+                x.seed_s,
+                x.ready_s,
+                x.index
+                    .map_or_else(|| "–".to_string(), |i| i.elapsed_ms.to_string()),
+                x.rss_idle_kb as f64 / 1024.0,
+                x.rss_after_requests_kb as f64 / 1024.0,
+                x.check_ok,
+                x.check_sent
             );
         }
     }
@@ -278,7 +372,16 @@ pub fn markdown(r: &Report) -> String {
             Some(false) => "**no**",
             None => "–",
         };
-        let _ = writeln!(s, "| {} | {} | {} {} | {} | {} |", t.figure, t.target, opt(t.measured, 2), t.unit, met, t.detail);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} {} | {} | {} |",
+            t.figure,
+            t.target,
+            opt(t.measured, 2),
+            t.unit,
+            met,
+            t.detail
+        );
     }
     s
 }

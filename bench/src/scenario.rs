@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::load::{self, HttpClient, LoadResult, RequestSpec};
-use crate::procfs::{self, Memory};
+use crate::procfs::{self, CpuTicks, MachineTicks, Memory};
 use crate::scale::{self, ScaleOutcome};
 use crate::setup::{self, Launcher, Server};
 use crate::stats::new_histogram;
@@ -113,6 +113,11 @@ pub struct Cell {
     pub measured: Duration,
     pub server_ticks: u64,
     pub loadgen_ticks: u64,
+    /// CPU ticks of the machine while measuring: busy, all, and the part
+    /// spent by the processes of this run (server, mock, load generator);
+    /// the rest is other people's work on a shared machine.
+    pub machine: MachineTicks,
+    pub ours_ticks: u64,
     pub memory_after: Memory,
 }
 
@@ -131,11 +136,13 @@ impl Cell {
             measured: Duration::ZERO,
             server_ticks: 0,
             loadgen_ticks: 0,
+            machine: MachineTicks::default(),
+            ours_ticks: 0,
             memory_after: Memory::default(),
         })
     }
 
-    fn add(&mut self, r: &LoadResult, server_ticks: u64, loadgen_ticks: u64, mem: Memory) {
+    fn add(&mut self, r: &LoadResult, ticks: Ticks, mem: Memory) {
         self.sent += r.sent;
         self.ok += r.ok;
         for (k, v) in &r.errors {
@@ -147,9 +154,59 @@ impl Cell {
         let _ = self.ttfb.add(&r.ttfb);
         let _ = self.send_lag.add(&r.send_lag);
         self.measured += r.elapsed;
-        self.server_ticks += server_ticks;
-        self.loadgen_ticks += loadgen_ticks;
+        self.server_ticks += ticks.server;
+        self.loadgen_ticks += ticks.loadgen;
+        self.ours_ticks += ticks.ours;
+        self.machine.busy += ticks.machine.busy;
+        self.machine.total += ticks.machine.total;
         self.memory_after = mem;
+    }
+}
+
+/// CPU ticks spent during one measured run.
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    server: u64,
+    loadgen: u64,
+    ours: u64,
+    machine: MachineTicks,
+}
+
+/// Readings taken before and after a measured run.
+struct Probe {
+    server: CpuTicks,
+    mock: CpuTicks,
+    me: CpuTicks,
+    machine: MachineTicks,
+}
+
+impl Probe {
+    fn take(server: u32, mock: u32) -> anyhow::Result<Probe> {
+        Ok(Probe {
+            server: procfs::cpu_ticks(server)?,
+            mock: procfs::cpu_ticks(mock)?,
+            me: procfs::cpu_ticks(std::process::id())?,
+            machine: procfs::machine_ticks()?,
+        })
+    }
+
+    fn since(&self, before: &Probe, server_is_mock: bool) -> Ticks {
+        let server = self.server.since(before.server);
+        let loadgen = self.me.since(before.me);
+        let mock = if server_is_mock {
+            0
+        } else {
+            self.mock.since(before.mock)
+        };
+        Ticks {
+            server,
+            loadgen,
+            ours: server + loadgen + mock,
+            machine: MachineTicks {
+                busy: self.machine.busy.saturating_sub(before.machine.busy),
+                total: self.machine.total.saturating_sub(before.machine.total),
+            },
+        }
     }
 }
 
@@ -258,7 +315,10 @@ pub async fn run(cfg: &RunConfig, launcher: &Launcher) -> anyhow::Result<Measure
     let saturation = saturation(cfg, &client, &targets).await?;
     let mut scale = Vec::new();
     for &keys in &cfg.scale_keys {
-        progress(&format!("scale: seeding {keys} keys over {} templates", cfg.templates));
+        progress(&format!(
+            "scale: seeding {keys} keys over {} templates",
+            cfg.templates
+        ));
         scale.push(scale::measure(launcher, &client, &mock.base_url, keys, cfg.templates).await?);
     }
     for s in [governed, ungoverned, floor, mock] {
@@ -279,7 +339,10 @@ async fn open_loop_cells(
     client: &HttpClient,
     targets: &[Target],
 ) -> anyhow::Result<Vec<Cell>> {
-    let me = std::process::id();
+    let mock_pid = targets
+        .iter()
+        .find(|t| t.kind == Kind::Baseline)
+        .map_or(0, |t| t.pid);
     let mut cells = Vec::new();
     for &mode in &cfg.modes {
         for &rate in &cfg.rates {
@@ -295,9 +358,9 @@ async fn open_loop_cells(
                     if !cfg.warmup.is_zero() {
                         load::open_loop(client, &spec, rate, cfg.warmup).await?;
                     }
-                    let (s0, g0) = (procfs::cpu_ticks(t.pid)?, procfs::cpu_ticks(me)?);
+                    let before = Probe::take(t.pid, mock_pid)?;
                     let r = load::open_loop(client, &spec, rate, cfg.duration).await?;
-                    let (s1, g1) = (procfs::cpu_ticks(t.pid)?, procfs::cpu_ticks(me)?);
+                    let ticks = Probe::take(t.pid, mock_pid)?.since(&before, t.pid == mock_pid);
                     let mem = procfs::memory(t.pid)?;
                     progress(&format!(
                         "{} {} {rate}/s round {}: {} ok of {}, p50 {:.0} µs, p99 {:.0} µs",
@@ -309,7 +372,7 @@ async fn open_loop_cells(
                         r.total.value_at_quantile(0.5) as f64 / 1e3,
                         r.total.value_at_quantile(0.99) as f64 / 1e3,
                     ));
-                    row[idx].add(&r, s1.since(s0), g1.since(g0), mem);
+                    row[idx].add(&r, ticks, mem);
                 }
             }
             cells.extend(row);

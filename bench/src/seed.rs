@@ -93,8 +93,11 @@ struct Template {
 
 async fn connect(path: &Path) -> anyhow::Result<SqliteConnection> {
     let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .journal_mode(SqliteJournalMode::Off)
+        // WAL, as the store set it: switching modes needs the file to
+        // ourselves, and the migrating pool may still be closing
+        .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Off)
+        .busy_timeout(Duration::from_secs(30))
         .pragma("cache_size", "-262144");
     Ok(SqliteConnection::connect_with(&opts).await?)
 }
@@ -111,7 +114,9 @@ pub async fn seed(path: &Path, n_keys: u64, n_templates: u64) -> anyhow::Result<
         .await
         .with_context(|| format!("creating the store {url}"))?;
     store.close().await;
-    let mut conn = connect(path).await?;
+    let mut conn = connect(path)
+        .await
+        .context("opening the store for the bulk load")?;
     let now = Utc::now();
     let ms = now.timestamp_millis();
     let mut next_config_id = 0_i64;
@@ -149,14 +154,19 @@ pub async fn seed(path: &Path, n_keys: u64, n_templates: u64) -> anyhow::Result<
                 .push_bind(ms)
                 .push_bind(ms);
         });
-        qb.build().execute(&mut conn).await?;
+        qb.build()
+            .execute(&mut conn)
+            .await
+            .context("writing templates")?;
     }
     let mut i = 0_u64;
     while i < n_keys {
         let end = (i + CHUNK as u64).min(n_keys);
-        write_users(&mut conn, &templates, i..end, now, &mut next_config_id).await?;
+        write_users(&mut conn, &templates, i..end, now, &mut next_config_id)
+            .await
+            .with_context(|| format!("writing users {i}..{end}"))?;
         i = end;
-        if i % 100_000 == 0 {
+        if i.is_multiple_of(100_000) {
             eprintln!("[heimdall-bench] seeded {i} users");
         }
     }
@@ -164,8 +174,7 @@ pub async fn seed(path: &Path, n_keys: u64, n_templates: u64) -> anyhow::Result<
         .bind(next_config_id)
         .execute(&mut conn)
         .await?;
-    // the store expects WAL (Store::connect sets it and it persists)
-    sqlx::query("PRAGMA journal_mode = WAL")
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(&mut conn)
         .await?;
     conn.close().await?;
@@ -277,7 +286,11 @@ mod tests {
         let v = key_value(999_999);
         assert!(keys::looks_like_virtual_key(&v));
         assert!(v.len() - keys::KEY_PREFIX.len() >= 32);
-        assert!(v[keys::KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(
+            v[keys::KEY_PREFIX.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        );
         assert_ne!(key_value(1), key_value(10));
     }
 
@@ -304,7 +317,10 @@ mod tests {
             .unwrap();
         let keys = store.list_key_records().await.unwrap();
         assert_eq!(keys.len(), 25);
-        assert!(keys.iter().any(|k| k.hash == keys::hash_value(&key_value(7))));
+        assert!(
+            keys.iter()
+                .any(|k| k.hash == keys::hash_value(&key_value(7)))
+        );
         let copies = store.list_all_copies().await.unwrap();
         assert_eq!(copies.len(), 25);
         let index = heimdall_core::policy::Snapshot::build(&keys, &copies);

@@ -113,7 +113,10 @@ impl Launcher {
         std::fs::write(&config, heimdall_config(mock_url))?;
         let store = match store_url {
             Some(u) => u.to_string(),
-            None => format!("sqlite://{}", self.work.join(format!("{name}.db")).display()),
+            None => format!(
+                "sqlite://{}",
+                self.work.join(format!("{name}.db")).display()
+            ),
         };
         let env = vec![
             ("HEIMDALL_LISTEN".into(), format!("127.0.0.1:{port}")),
@@ -149,7 +152,8 @@ impl Launcher {
     ) -> anyhow::Result<Server> {
         let since = Instant::now();
         let mut proc = procs::spawn(spec, &self.work)?;
-        let ready_after = procs::wait_ready(client, &mut proc, ready_url, since, START_LIMIT).await?;
+        let ready_after =
+            procs::wait_ready(client, &mut proc, ready_url, since, START_LIMIT).await?;
         Ok(Server {
             proc,
             base_url,
@@ -240,7 +244,14 @@ pub async fn governed_key(client: &HttpClient, base: &str) -> anyhow::Result<Str
     .await?;
     expect(s, &b, StatusCode::OK, "activating the profile")?;
     let user = json!({"name": "Bench User", "email": "bench@example.com"});
-    let (s, b) = call(client, Method::POST, &api("/users"), ADMIN_TOKEN, Some(user)).await?;
+    let (s, b) = call(
+        client,
+        Method::POST,
+        &api("/users"),
+        ADMIN_TOKEN,
+        Some(user),
+    )
+    .await?;
     expect(s, &b, StatusCode::OK, "creating the user")?;
     let uid = b["user"]["id"]
         .as_str()
@@ -271,5 +282,10 @@ pub async fn smoke(
 ) -> anyhow::Result<()> {
     let url = format!("{base}/v1/chat/completions");
     let (s, b) = call(client, Method::POST, &url, bearer, Some(body.clone())).await?;
-    expect(s, &b, StatusCode::OK, &format!("a chat completion at {url}"))
+    expect(
+        s,
+        &b,
+        StatusCode::OK,
+        &format!("a chat completion at {url}"),
+    )
 }
