@@ -209,6 +209,7 @@ mod tests {
             saturation_duration: std::time::Duration::ZERO,
             saturation_concurrency: 1,
             timeout: std::time::Duration::from_secs(1),
+            max_in_flight: 1,
             scale_keys: vec![],
             templates: 1,
             log_level: "info".into(),

@@ -10,14 +10,18 @@
 //! silently delaying the next sends (coordinated omission).
 //!
 //! Connections are HTTP/1.1 keep-alive from one pooled hyper client; a new
-//! connection is opened only when every pooled one is busy. Every run is
-//! bounded in count (rate × duration) and in time (a per-request timeout,
-//! then a drain deadline).
+//! connection is opened only when every pooled one is busy. At most
+//! `max_in_flight` requests are in flight (a request due while all slots
+//! are busy waits, and the wait counts). Every run is bounded in count
+//! (rate × duration) and in time (each request ends by its due time plus
+//! the timeout).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -48,8 +52,14 @@ pub struct RequestSpec {
     pub uri: Uri,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
-    /// A whole request (to the end of the body) must finish within this.
+    /// A whole request (to the end of the body, counted from its due time)
+    /// must finish within this.
     pub timeout: Duration,
+    /// Open loop: at most this many requests in flight (and so connections);
+    /// a request due while all are busy waits for one, and the wait counts
+    /// in its latency. Like a client's connection pool, it keeps an
+    /// overloaded target from being buried under thousands of connections.
+    pub max_in_flight: usize,
 }
 
 impl RequestSpec {
@@ -148,8 +158,27 @@ async fn exchange(client: &HttpClient, spec: &RequestSpec, origin: Instant) -> O
     }
 }
 
-async fn one(client: HttpClient, spec: Arc<RequestSpec>, origin: Instant, rec: Shared) {
-    let outcome = match tokio::time::timeout(spec.timeout, exchange(&client, &spec, origin)).await {
+/// One request, which must end by `origin + timeout` (waiting for a slot
+/// included), so that nothing of a run outlives it by more than a timeout.
+async fn one(
+    client: HttpClient,
+    spec: Arc<RequestSpec>,
+    origin: Instant,
+    rec: Shared,
+    slots: Option<Arc<Semaphore>>,
+) {
+    let deadline = tokio::time::Instant::from_std(origin + spec.timeout);
+    let work = async {
+        let _slot = match &slots {
+            Some(s) => match s.clone().acquire_owned().await {
+                Ok(p) => Some(p),
+                Err(_) => return Outcome::Failed("closed".into()),
+            },
+            None => None,
+        };
+        exchange(&client, &spec, origin).await
+    };
+    let outcome = match tokio::time::timeout_at(deadline, work).await {
         Ok(o) => o,
         Err(_) => Outcome::Failed("timeout".into()),
     };
@@ -223,6 +252,7 @@ pub async fn open_loop(
     let timeout = spec.timeout;
     let spec = Arc::new(spec.clone());
     let handle = tokio::runtime::Handle::current();
+    let slots = Arc::new(Semaphore::new(spec.max_in_flight.max(1)));
     let start = Instant::now() + Duration::from_millis(5);
     let pacer = {
         let (rec, done, client) = (rec.clone(), done.clone(), client.clone());
@@ -240,8 +270,9 @@ pub async fn open_loop(
                         r.send_lag.saturating_record(nanos(lag));
                     }
                     let (c, s, r, d) = (client.clone(), spec.clone(), rec.clone(), done.clone());
+                    let slots = slots.clone();
                     handle.spawn(async move {
-                        one(c, s, due, r).await;
+                        one(c, s, due, r, Some(slots)).await;
                         d.fetch_add(1, Ordering::Release);
                     });
                 }
@@ -250,9 +281,10 @@ pub async fn open_loop(
     tokio::task::spawn_blocking(move || pacer.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
-    // every request times out on its own, so one timeout after the last
-    // send they have all ended
-    let deadline = Instant::now() + timeout + Duration::from_secs(1);
+    // every request ends by its due time + timeout, so one timeout after
+    // the last due time they have all ended
+    let last_due = start + interval.mul_f64(n.saturating_sub(1) as f64);
+    let deadline = last_due + timeout + Duration::from_secs(1);
     drain(&done, n, deadline).await;
     finish(rec, n, start.elapsed())
 }
@@ -276,7 +308,7 @@ pub async fn closed_loop(
         workers.spawn(async move {
             while Instant::now() < end {
                 sent.fetch_add(1, Ordering::Relaxed);
-                one(c.clone(), s.clone(), Instant::now(), r.clone()).await;
+                one(c.clone(), s.clone(), Instant::now(), r.clone(), None).await;
             }
         });
     }

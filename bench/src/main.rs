@@ -49,13 +49,14 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
     rates: Vec<u64>,
     /// Measured time per target, mode, rate and round (`10s`, `500ms`, `1m`).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
     /// Warm-up before each measured run (discarded).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     warmup: Duration,
-    /// Rounds: each visits every target once, in a rotated order.
-    #[arg(long, default_value_t = 1)]
+    /// Rounds: each visits every target once, in a rotated order; a cell's
+    /// figures merge its rounds (so 5 s × 2 rounds = 10 s per cell).
+    #[arg(long, default_value_t = 2)]
     rounds: u32,
     /// `json`, `stream` or both.
     #[arg(long, value_delimiter = ',', default_value = "json,stream")]
@@ -69,6 +70,9 @@ struct RunArgs {
     /// A request must end within this.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
+    /// Open loop: most requests in flight (and so connections) at once.
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
     /// Scale runs after the load runs, e.g. `100000` or `100000,1000000`.
     #[arg(long, value_delimiter = ',')]
     scale_keys: Vec<u64>,
@@ -300,6 +304,7 @@ async fn run(args: RunArgs, pins: (Option<String>, Option<String>, String)) -> a
         saturation_duration: args.saturation_duration,
         saturation_concurrency: args.saturation_concurrency,
         timeout: args.timeout,
+        max_in_flight: args.max_in_flight,
         scale_keys: args.scale_keys,
         templates: args.templates,
         log_level: args.log_level,
@@ -394,6 +399,7 @@ async fn load_once(
         headers,
         body: bytes::Bytes::from(serde_json::to_vec(&scenario::chat_body(mode))?),
         timeout: Duration::from_secs(10),
+        max_in_flight: 256,
     };
     let client = load::http_client();
     let r = match concurrency {

@@ -214,11 +214,12 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Pinning: {}. Open loop, {} s per cell after {} s of warm-up, {} round(s) interleaved; mock `{}`; gateway log level `{}`.\n",
+        "Pinning: {}. Open loop, {} s per cell and round after {} s of warm-up, {} round(s) interleaved, at most {} requests in flight; mock `{}`; gateway log level `{}`.\n",
         c.pinning,
         c.duration.as_secs_f64(),
         c.warmup.as_secs_f64(),
         c.rounds,
+        c.max_in_flight,
         c.mock_args.join(" "),
         c.log_level
     );

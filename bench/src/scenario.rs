@@ -86,6 +86,7 @@ pub struct RunConfig {
     pub saturation_concurrency: usize,
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
+    pub max_in_flight: usize,
     pub scale_keys: Vec<u64>,
     pub templates: u64,
     pub log_level: String,
@@ -250,7 +251,7 @@ pub fn chat_body(mode: Mode) -> Value {
     body
 }
 
-fn request_spec(t: &Target, mode: Mode, timeout: Duration) -> anyhow::Result<RequestSpec> {
+fn request_spec(t: &Target, mode: Mode, cfg: &RunConfig) -> anyhow::Result<RequestSpec> {
     let uri: Uri = format!("{}/v1/chat/completions", t.base).parse()?;
     let mut headers = Vec::new();
     if let Some(key) = &t.bearer {
@@ -263,7 +264,8 @@ fn request_spec(t: &Target, mode: Mode, timeout: Duration) -> anyhow::Result<Req
         uri,
         headers,
         body: Bytes::from(serde_json::to_vec(&chat_body(mode))?),
-        timeout,
+        timeout: cfg.timeout,
+        max_in_flight: cfg.max_in_flight,
     })
 }
 
@@ -354,7 +356,7 @@ async fn open_loop_cells(
                 for i in 0..targets.len() {
                     let idx = (i + round as usize) % targets.len();
                     let t = &targets[idx];
-                    let spec = request_spec(t, mode, cfg.timeout)?;
+                    let spec = request_spec(t, mode, cfg)?;
                     if !cfg.warmup.is_zero() {
                         load::open_loop(client, &spec, rate, cfg.warmup).await?;
                     }
@@ -391,7 +393,7 @@ async fn saturation(
         return Ok(out);
     }
     for t in targets {
-        let spec = request_spec(t, Mode::Json, cfg.timeout)?;
+        let spec = request_spec(t, Mode::Json, cfg)?;
         let warm = cfg.warmup.min(Duration::from_secs(1));
         load::closed_loop(client, &spec, cfg.saturation_concurrency, warm).await?;
         let s0 = procfs::cpu_ticks(t.pid)?;
