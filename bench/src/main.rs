@@ -173,6 +173,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * scale))
 }
 
+/// Whether a URL host is on this machine.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The workspace this binary was built from.
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -199,11 +208,28 @@ fn heimdall_binary(common: &Common) -> anyhow::Result<PathBuf> {
     }
     if !common.no_build {
         eprintln!("[heimdall-bench] cargo build --release -p heimdall");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
             .args(["build", "--release", "-p", "heimdall", "--bin", "heimdall"])
-            .current_dir(workspace())
-            .status()
-            .context("running cargo")?;
+            .current_dir(workspace());
+        // `cargo run` gives this process its package's variables; passed on,
+        // some build scripts (ring's) see them change and rebuild everything
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("CARGO_PKG_")
+                || matches!(
+                    k.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                )
+            {
+                cargo.env_remove(&key);
+            }
+        }
+        let status = cargo.status().context("running cargo")?;
         anyhow::ensure!(status.success(), "building heimdall failed");
     }
     let me = std::env::current_exe()?;
@@ -394,8 +420,13 @@ async fn load_once(
             http::HeaderValue::from_str(&format!("Bearer {b}"))?,
         ));
     }
+    let uri: http::Uri = url.parse()?;
+    anyhow::ensure!(
+        uri.host().is_some_and(is_loopback),
+        "the load generator only targets this machine (127.0.0.0/8, localhost, [::1]): {url}"
+    );
     let spec = load::RequestSpec {
-        uri: url.parse()?,
+        uri,
         headers,
         body: bytes::Bytes::from(serde_json::to_vec(&scenario::chat_body(mode))?),
         timeout: Duration::from_secs(10),
@@ -522,6 +553,16 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn load_targets_only_loopback() {
+        assert!(is_loopback("127.0.0.1"));
+        assert!(is_loopback("127.3.2.1"));
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("[::1]"));
+        assert!(!is_loopback("10.0.0.1"));
+        assert!(!is_loopback("example.com"));
     }
 
     #[test]
