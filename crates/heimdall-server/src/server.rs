@@ -5,9 +5,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use heimdall_core::clock::{Clock, SystemClock};
 use heimdall_store::{Store, StoreError};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::AdminAuth;

@@ -212,11 +212,17 @@ pub async fn quota(
     if let Some(new_value) = &found.pending_value {
         body["rotated_value"] = json!(new_value);
         state.store.finish_rotation_handover(&key.id).await?;
-        // From now on only the new value works, on this node at once.
-        state
+        // From now on only the new value works, on this node at once. The
+        // hand-over is already committed: a failed index update must not
+        // swallow the new value, so it is logged, and the old value's index
+        // entry then lasts until the next update or the end of its grace.
+        if let Err(e) = state
             .governance
             .reload_users(&state.store, std::slice::from_ref(&key.user_id))
-            .await?;
+            .await
+        {
+            tracing::error!(error = %e, key_id = %key.id, "policy index not updated after a rotation hand-over");
+        }
     }
     Ok(axum::Json(body).into_response())
 }
