@@ -32,6 +32,11 @@ pub async fn rotate_due(state: &AppState) -> Result<u64, heimdall_store::StoreEr
     Ok(n)
 }
 
+/// Resets the counters whose window ended (governance.md §5's sweep).
+pub fn sweep_windows(state: &AppState) -> usize {
+    state.governance.sweep(state.clock.now())
+}
+
 /// Runs the background jobs until the task is dropped.
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(ROTATION_CHECK);
@@ -41,5 +46,8 @@ pub async fn run(state: AppState) {
         if let Err(e) = rotate_due(&state).await {
             tracing::warn!(error = %e, "automatic key rotation failed; will retry");
         }
+        let s = state.clone();
+        // Walking every copy of a large index is CPU work: off the workers.
+        let _ = tokio::task::spawn_blocking(move || sweep_windows(&s)).await;
     }
 }

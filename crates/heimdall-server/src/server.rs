@@ -29,6 +29,9 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// How long in-flight requests may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A server ready to serve: store open, listener bound.
 pub struct Server {
     state: AppState,
@@ -98,9 +101,25 @@ impl Server {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // Graceful, but bounded: after the signal, in-flight requests get
+        // `SHUTDOWN_GRACE` to finish (a long stream must not hold the exit).
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let notify = stopping.clone();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            notify.notify_one();
+        });
+        let deadline = async move {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let result = tokio::select! {
+            r = serve => r,
+            () = deadline => {
+                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "in-flight requests still running at the end of the shutdown grace; closing them");
+                Ok(())
+            }
+        };
         background.abort();
         flusher.abort();
         // Every counter to the store before exit, so a restart continues

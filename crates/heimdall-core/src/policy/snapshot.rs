@@ -451,6 +451,11 @@ impl Snapshot {
         self.users[user_shard(user_id)].get(user_id)
     }
 
+    /// Every user of the index.
+    pub fn users(&self) -> impl Iterator<Item = &Arc<UserEntry>> {
+        self.users.iter().flat_map(|s| s.values())
+    }
+
     pub fn key_count(&self) -> usize {
         self.keys.iter().map(|s| s.len()).sum()
     }

@@ -182,6 +182,44 @@ impl Governance {
         }
     }
 
+    /// The background sweep of governance.md §5: moves every counter in use
+    /// whose window has ended into its current window (usage to zero), so
+    /// that what is flushed to the store is right for idle copies too.
+    /// Returns how many counters were reset.
+    pub fn sweep(&self, now: DateTime<Utc>) -> usize {
+        let snapshot = self.snapshot();
+        let mut reset = 0;
+        for user in snapshot.users() {
+            for copy in user.copies.iter() {
+                for slot in copy.limits.iter() {
+                    let Some(counter) = slot.counter.get() else {
+                        continue;
+                    };
+                    let anchor = chrono::TimeZone::timestamp_millis_opt(&Utc, slot.anchor)
+                        .single()
+                        .unwrap_or(now);
+                    let start = slot
+                        .def
+                        .spec
+                        .window_at(anchor, now)
+                        .start
+                        .timestamp_millis();
+                    let mut g = counter.lock();
+                    if start > g.window_start {
+                        let had = g.used;
+                        g.roll_to(start);
+                        drop(g);
+                        if had != 0 && counter.mark_dirty() {
+                            let _ = self.dirty_tx.send(counter.clone());
+                        }
+                        reset += 1;
+                    }
+                }
+            }
+        }
+        reset
+    }
+
     /// Takes every counter queued since the last call.
     pub(crate) fn drain_dirty(&self) -> Vec<Arc<Counter>> {
         let rx = self.dirty_rx.lock().unwrap_or_else(|e| e.into_inner());
