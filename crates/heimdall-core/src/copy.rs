@@ -141,6 +141,10 @@ pub struct Propagated {
     /// Counters that were kept (matched) and must be zeroed because the
     /// request asked for `reset_usage`.
     pub reset: Vec<(String, CounterKind)>,
+    /// Rate-limit halves that did not match but live on under the rate
+    /// limit's kept id: they start at zero, so whatever their id's counter
+    /// of that kind holds must go (whatever `reset_usage` says).
+    pub recreated: Vec<(String, CounterKind)>,
 }
 
 /// Applies `fields` of `template` to a copy's `policy` at `now`. New provider
@@ -155,6 +159,7 @@ pub fn propagate(
 ) -> Propagated {
     let mut out = copy.clone();
     let mut reset = Vec::new();
+    let mut recreated = Vec::new();
     for field in fields {
         match field {
             PropagateField::Budgets => {
@@ -171,7 +176,7 @@ pub fn propagate(
                     copy.rate_limit.as_ref(),
                     template.rate_limit.as_ref(),
                     reset_usage,
-                    &mut reset,
+                    (&mut reset, &mut recreated),
                     now,
                 );
             }
@@ -200,7 +205,7 @@ pub fn propagate(
                                 old.and_then(|c| c.rate_limit.as_ref()),
                                 t.rate_limit.as_ref(),
                                 reset_usage,
-                                &mut reset,
+                                (&mut reset, &mut recreated),
                                 now,
                             ),
                         }
@@ -223,6 +228,7 @@ pub fn propagate(
         policy: out,
         changed,
         reset,
+        recreated,
     }
 }
 
@@ -264,21 +270,29 @@ fn match_budgets(
         .collect()
 }
 
+/// Counters to zero: `.0` matched ones (with `reset_usage`), `.1` halves
+/// re-created under a kept id.
+type Zeroed<'a> = (
+    &'a mut Vec<(String, CounterKind)>,
+    &'a mut Vec<(String, CounterKind)>,
+);
+
 fn match_rate_limit(
     current: Option<&RateLimit>,
     template: Option<&RateLimit>,
     reset_usage: bool,
-    reset: &mut Vec<(String, CounterKind)>,
+    zeroed: Zeroed<'_>,
     now: DateTime<Utc>,
 ) -> Option<RateLimit> {
     let t = template?;
+    let (reset, recreated) = zeroed;
     let id = current.map_or_else(new_limit_id, |c| c.id.clone());
-    let half = |cur_dur: Option<&String>,
-                cur_anchor: Option<DateTime<Utc>>,
-                t_max: Option<u64>,
-                t_dur: &Option<String>,
-                kind: CounterKind,
-                reset: &mut Vec<(String, CounterKind)>| {
+    let kept_id = current.is_some();
+    let mut half = |cur_dur: Option<&String>,
+                    cur_anchor: Option<DateTime<Utc>>,
+                    t_max: Option<u64>,
+                    t_dur: &Option<String>,
+                    kind: CounterKind| {
         t_max?;
         match (cur_dur, cur_anchor) {
             (Some(d), Some(anchor)) if Some(d) == t_dur.as_ref() => {
@@ -287,7 +301,15 @@ fn match_rate_limit(
                 }
                 Some(anchor)
             }
-            _ => Some(now),
+            _ => {
+                // A new half under the old id: its id's old counter (of a
+                // half with another duration, or one removed earlier) is
+                // not its usage.
+                if kept_id {
+                    recreated.push((id.clone(), kind));
+                }
+                Some(now)
+            }
         }
     };
     let token_created_at = half(
@@ -300,7 +322,6 @@ fn match_rate_limit(
         t.token_max_limit,
         &t.token_reset_duration,
         CounterKind::Tokens,
-        reset,
     );
     let request_created_at = half(
         current.and_then(|c| {
@@ -312,7 +333,6 @@ fn match_rate_limit(
         t.request_max_limit,
         &t.request_reset_duration,
         CounterKind::Requests,
-        reset,
     );
     Some(RateLimit {
         id,

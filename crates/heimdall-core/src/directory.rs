@@ -40,6 +40,11 @@ pub fn validate_name(what: &str, raw: Option<&str>) -> Result<String, Validation
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| invalid(format!("{what} name is required and must not be empty")))?;
+    if name.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{what} name must not contain control characters"
+        )));
+    }
     if name.chars().count() > MAX_PERSON_NAME_CHARS {
         return Err(invalid(format!(
             "{what} name is longer than {MAX_PERSON_NAME_CHARS} characters"
@@ -74,7 +79,7 @@ pub fn validate_email(raw: Option<&str>) -> Result<String, ValidationError> {
         || !domain.contains('.')
         || domain.starts_with('.')
         || domain.ends_with('.')
-        || email.chars().any(char::is_whitespace)
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(bad());
     }

@@ -25,11 +25,50 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// How much of a body beyond the limit is read and thrown away before the
+/// 413 is sent. Answering while the client is still sending makes the server
+/// close a connection with unread data, and the client's TCP stack may then
+/// drop the answer in favour of a reset; reading a bounded excess lets an
+/// ordinary client see its 413.
+const DRAIN_BEYOND_LIMIT: usize = 8 * 1024 * 1024;
+
 /// The raw body, with the size limit enforced as a 413.
 pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|e| body_error(e, state.config.server.max_body_bytes))
+    use http_body_util::BodyExt;
+
+    let limit = state.config.server.max_body_bytes;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let drain_cap = limit.saturating_add(DRAIN_BEYOND_LIMIT);
+    if announced.is_some_and(|n| n > drain_cap as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut body = req.into_body();
+    let expected = announced.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut buf = bytes::BytesMut::with_capacity(expected.min(limit));
+    let mut seen: usize = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::invalid_request(format!("could not read the request body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > drain_cap {
+            break;
+        }
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(buf.freeze())
 }
 
 /// Maps a body rejection: over the limit → 413, anything else → 400.

@@ -26,6 +26,7 @@ pub async fn rotate_due(state: &AppState) -> Result<u64, heimdall_store::StoreEr
         .rotate_due_keys(grace, state.clock.now())
         .await?;
     if n > 0 {
+        state.governance.reload(&state.store).await?;
         tracing::info!(keys = n, "rotated virtual keys on their profiles' schedule");
     }
     Ok(n)

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::auth::require_admin;
 use crate::error::ApiError;
+use crate::governance::IndexChange;
 use crate::state::AppState;
 use crate::{inference, management, provider_admin};
 
@@ -33,6 +34,8 @@ pub fn build(state: AppState) -> Router {
             management::routes("/api")
                 .route_layer(reload)
                 .route_layer(auth.clone())
+                // Its own 405 fallback, so that the layer below marks it too.
+                .method_not_allowed_fallback(method_not_allowed)
                 .layer(middleware::from_fn(deprecation)),
         )
         .merge(crate::governance::pricing_api::routes().route_layer(auth.clone()))
@@ -50,18 +53,47 @@ pub fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// After a successful management write, rebuilds the policy index before
+/// What a successful write to `path` changed in the policy index, when its
+/// handler did not say: the user in the path, the owner of the key in the
+/// path, nothing for templates and roles, else everything.
+async fn index_change_of(state: &AppState, path: &str) -> IndexChange {
+    let rest = path
+        .strip_prefix("/api/governance")
+        .or_else(|| path.strip_prefix("/api"))
+        .unwrap_or(path);
+    let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["users", id, ..] => IndexChange::Users(vec![(*id).to_string()]),
+        ["virtual-keys", key_id, ..] => match state.store.get_key(key_id).await {
+            Ok(k) => IndexChange::Users(vec![k.user_id]),
+            Err(_) => IndexChange::Everything,
+        },
+        ["rbac", ..] => IndexChange::Nothing,
+        ["access-profiles", _, "roles"] | ["access-profiles", _, "propagate"] => {
+            IndexChange::Everything
+        }
+        ["access-profiles", ..] => IndexChange::Nothing,
+        _ => IndexChange::Everything,
+    }
+}
+
+/// After a successful management write, updates the policy index before
 /// the response leaves, so the next request already sees the change.
 async fn reload_after_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let writes =
         req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let path = req.uri().path().to_string();
     let resp = next.run(req).await;
-    if writes
-        && resp.status().is_success()
-        && let Err(e) = state.governance.reload(&state.store).await
-    {
+    if !(writes && resp.status().is_success()) {
+        return resp;
+    }
+    let change = match resp.extensions().get::<IndexChange>() {
+        Some(c) => c.clone(),
+        None => index_change_of(&state, &path).await,
+    };
+    if let Err(e) = state.governance.apply(&state.store, &change).await {
         return ApiError::internal(format!(
-            "the change was saved, but the policy index could not be rebuilt ({e}); it will apply after the next successful write or restart"
+            "the change was saved, but the policy index could not be updated ({e}); it will apply after the next successful write or restart"
         ))
         .into_response();
     }

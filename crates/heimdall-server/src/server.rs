@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use heimdall_core::clock::{Clock, SystemClock};
 use heimdall_store::{Store, StoreError};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::AdminAuth;
@@ -92,7 +93,12 @@ impl Server {
         let app = router::build(self.state.clone());
         let background = tokio::spawn(crate::maintenance::run(self.state.clone()));
         let flusher = tokio::spawn(crate::governance::flush_loop(self.state.clone()));
-        let result = axum::serve(self.listener, app)
+        // Small SSE frames must leave at once: without TCP_NODELAY, Nagle's
+        // algorithm and delayed ACKs hold each frame for up to 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         background.abort();

@@ -415,3 +415,82 @@ store_test!(
         s.stop().await;
     }
 );
+
+store_test!(
+    updating_a_copy_is_audited_when_it_changes,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let (p, eng) = default_of_new_role(&s, "Eng", "Engineers").await;
+        let (ann, _) = user(&s, "Ann", Some(eng)).await;
+        let path = copy_path(&ann, p);
+        let r = s.put(&path, json!({"is_active": false})).await;
+        assert_eq!(r.status, 200);
+        let e = audit_entries(&s, p, "update").await;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0]["user_id"], ann.as_str());
+        assert_eq!(json_field(&e[0]["previous_values"])["is_active"], true);
+        assert_eq!(json_field(&e[0]["new_values"])["is_active"], false);
+        // The same values again change nothing and add nothing.
+        let r = s
+            .put(&path, json!({"is_active": false, "expires_at": null}))
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(audit_entries(&s, p, "update").await.len(), 1);
+        // The template's own version is not touched.
+        assert_eq!(
+            get_template(&s, p).await.body["access_profile"]["version"],
+            1
+        );
+        s.stop().await;
+    }
+);
+
+store_test!(
+    copies_keep_working_when_their_template_is_deactivated,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let (p, eng) = default_of_new_role(&s, "Eng", "Engineers").await;
+        let (ann, ks) = user(&s, "Ann", Some(eng)).await;
+        let value = assert_key_value(&ks[0]["value"]);
+        let r = s
+            .put(&g(&format!("/access-profiles/{p}/deactivate")), json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let q = quota(&s, &value).await;
+        assert_eq!(q.status, 200, "{}", q.text);
+        assert_eq!(q.body["access_profiles"][0]["parent_profile_id"], p);
+        assert_eq!(copy_of(&s, &ann, p).await["is_active"], true);
+        s.stop().await;
+    }
+);
+
+store_test!(
+    moving_into_a_role_whose_default_is_already_held_keeps_the_held_copy,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let (p, eng) = default_of_new_role(&s, "Eng", "Engineers").await;
+        let (ann, _) = user(&s, "Ann", None).await;
+        let body = assign(&s, &ann, p).await;
+        let value = assert_key_value(&body["virtual_key"]["value"]);
+        let r = s
+            .put(&g(&format!("/users/{ann}/role")), json!({ "role_id": eng }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["virtual_keys"], json!([]));
+        let cs = copies(&s, &ann).await;
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs[0]["source"], "direct");
+        assert_eq!(quota(&s, &value).await.status, 200);
+        // Leaving the role again does not take the direct copy away.
+        let r = s
+            .put(
+                &g(&format!("/users/{ann}/role")),
+                json!({ "role_id": null }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(copies(&s, &ann).await.len(), 1);
+        assert_eq!(quota(&s, &value).await.status, 200);
+        s.stop().await;
+    }
+);

@@ -70,6 +70,7 @@ store_test!(wrong_methods_are_not_allowed, |db: TestDb| async move {
             assert_error(&r, 405, "method_not_allowed");
             let msg = r.body["error"]["message"].as_str().unwrap();
             assert!(msg.contains(method), "{msg}");
+            assert_eq!(deprecated(&r), prefix == LEGACY, "{method} {path}");
         }
     }
     let r = s.admin("POST", "/health", Some(json!({}))).await;
@@ -174,3 +175,31 @@ store_test!(every_error_has_its_own_event_id, |db: TestDb| async move {
     }
     s.stop().await;
 });
+
+store_test!(
+    wrong_methods_answer_alike_under_both_prefixes,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        for rest in ["", "/1", "/1/activate", "/audit-logs"] {
+            let mut statuses = Vec::new();
+            for prefix in PREFIXES {
+                let url = s.url(&format!("{prefix}/access-profiles{rest}"));
+                let r = Reply::read(s.client.patch(url).send().await.unwrap()).await;
+                assert!(matches!(r.status, 401 | 405), "{}", r.text);
+                assert_error(
+                    &r,
+                    r.status,
+                    if r.status == 401 {
+                        "unauthorized"
+                    } else {
+                        "method_not_allowed"
+                    },
+                );
+                assert_eq!(deprecated(&r), prefix == LEGACY);
+                statuses.push(r.status);
+            }
+            assert_eq!(statuses[0], statuses[1], "{rest}");
+        }
+        s.stop().await;
+    }
+);

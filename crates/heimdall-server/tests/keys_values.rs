@@ -126,8 +126,8 @@ store_test!(
         assert_eq!(extra["name"], "ci");
         let listed = keys(&s, &ann).await;
         assert_eq!(listed.len(), 2);
-        let managed = &listed[0];
-        assert_eq!(managed["id"], ks[0]["id"]);
+        // Both were made at the same instant of the manual clock: find them by id.
+        let managed = listed.iter().find(|k| k["id"] == ks[0]["id"]).unwrap();
         assert_eq!(managed["user_id"], ann.as_str());
         assert_eq!(managed["is_access_profile_managed"], true);
         assert_eq!(managed["access_profile_id"], p);
@@ -137,8 +137,7 @@ store_test!(
         assert_eq!(at(&managed["created_at"]), t0());
         assert!(managed.get("last_used_at").is_some());
         assert!(managed.get("description").is_some());
-        let k = &listed[1];
-        assert_eq!(k["id"], extra["id"]);
+        let k = listed.iter().find(|k| k["id"] == extra["id"]).unwrap();
         assert_eq!(k["name"], "ci");
         assert_eq!(k["description"], "for CI");
         assert_eq!(k["is_access_profile_managed"], false);

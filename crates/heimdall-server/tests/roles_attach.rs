@@ -372,3 +372,69 @@ store_test!(
         s.stop().await;
     }
 );
+
+store_test!(
+    keys_provisioned_by_apply_to_existing_are_delivered_by_rotating_them,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let p = template(&s, policy_body("Eng")).await;
+        let eng = role(&s, "Engineers").await;
+        let (ann, _) = user(&s, "Ann", Some(eng)).await;
+        let r = attach(&s, p, &[eng], false, true).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            !r.text.contains("sk-bf-"),
+            "no key value in the attach response: {}",
+            r.text
+        );
+        let ks = keys(&s, &ann).await;
+        assert_eq!(ks.len(), 1);
+        assert_eq!(ks[0]["is_access_profile_managed"], true);
+        assert_eq!(ks[0]["access_profile_id"], p);
+        let id = ks[0]["id"].as_str().unwrap();
+        let r = s
+            .post(&g(&format!("/virtual-keys/{id}/rotate")), json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let value = assert_key_value(&r.body["virtual_key"]["value"]);
+        let q = quota(&s, &value).await;
+        assert_eq!(q.status, 200, "{}", q.text);
+        assert_eq!(q.body["access_profiles"][0]["parent_profile_id"], p);
+        s.stop().await;
+    }
+);
+
+store_test!(
+    an_attach_that_changes_nothing_is_not_audited,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let p = template(&s, policy_body("Eng")).await;
+        let eng = role(&s, "Engineers").await;
+        attach_ok(&s, p, &[eng], true, false).await;
+        assert_eq!(actions(&s, p).await, vec!["create", "attach_role"]);
+        // The same attachment again, and an apply that finds nobody to provision.
+        assert_eq!(attach_ok(&s, p, &[eng], true, false).await, 0);
+        assert_eq!(attach_ok(&s, p, &[eng], true, true).await, 0);
+        assert_eq!(actions(&s, p).await, vec!["create", "attach_role"]);
+        // Changing is_default is a change.
+        attach_ok(&s, p, &[eng], false, false).await;
+        assert_eq!(
+            actions(&s, p).await,
+            vec!["create", "attach_role", "attach_role"]
+        );
+        // So is provisioning someone.
+        let (_ann, _) = user(&s, "Ann", Some(eng)).await;
+        assert_eq!(attach_ok(&s, p, &[eng], false, true).await, 1);
+        assert_eq!(
+            actions(&s, p).await,
+            vec![
+                "create",
+                "attach_role",
+                "attach_role",
+                "attach_role",
+                "assign_user"
+            ]
+        );
+        s.stop().await;
+    }
+);

@@ -220,10 +220,17 @@ store_test!(
 store_test!(
     list_searches_name_or_email_ignoring_case,
     |db: TestDb| async move {
-        let s = TestServer::start(&db).await;
-        create_user(&s, "Ann Lee", "ann@alpha.io", None).await;
-        create_user(&s, "Bob Stone", "bob@beta.io", Some(2)).await;
-        create_user(&s, "Carl Annson", "carl@gamma.io", None).await;
+        let (s, clock) = clocked(&db, "0s").await;
+        // Users are listed by creation time: one second apart, so the
+        // expected order is certain.
+        for (name, email, role) in [
+            ("Ann Lee", "ann@alpha.io", None),
+            ("Bob Stone", "bob@beta.io", Some(2)),
+            ("Carl Annson", "carl@gamma.io", None),
+        ] {
+            assert_eq!(create_user(&s, name, email, role).await.status, 200);
+            clock.advance(chrono::Duration::seconds(1));
+        }
         let names = |r: &heimdall_testkit::Reply| -> Vec<String> {
             r.body["users"]
                 .as_array()
@@ -290,6 +297,35 @@ store_test!(
         // The email is free again.
         let r = create_user(&s, "Ann", "ann@example.com", None).await;
         assert_eq!(r.status, 200, "{}", r.text);
+        s.stop().await;
+    }
+);
+
+store_test!(
+    deleting_a_user_is_audited_on_each_template_held,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let (p, eng) = default_of_new_role(&s, "Eng", "Engineers").await;
+        let q = template(&s, policy_body("Research")).await;
+        activate(&s, q).await;
+        let (ann, _) = user(&s, "Ann", Some(eng)).await;
+        assign(&s, &ann, q).await;
+        let (_bob, _) = user(&s, "Bob", Some(eng)).await;
+        assert_eq!(s.delete(&g(&format!("/users/{ann}"))).await.status, 200);
+        for t in [p, q] {
+            let d = audit_entries(&s, t, "detach_user").await;
+            assert_eq!(d.len(), 1, "template {t}: {d:?}");
+            assert_eq!(d[0]["user_id"], ann.as_str());
+            assert_eq!(json_field(&d[0]["metadata"])["reason"], "user_deleted");
+        }
+        // A user without copies leaves no trace on any template.
+        let (carl, _) = user(&s, "Carl", None).await;
+        let before = s.get(&g("/access-profiles/audit-logs")).await.body["total_count"].clone();
+        assert_eq!(s.delete(&g(&format!("/users/{carl}"))).await.status, 200);
+        assert_eq!(
+            s.get(&g("/access-profiles/audit-logs")).await.body["total_count"],
+            before
+        );
         s.stop().await;
     }
 );

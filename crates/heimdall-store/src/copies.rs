@@ -69,7 +69,7 @@ pub(crate) async fn write_copy_policy(
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE user_profiles SET policy = $1, name = $2, updated_at = $3 WHERE id = $4")
         .bind(serde_json::to_string(&copy.policy)?)
-        .bind(copy.name.clone())
+        .bind(crate::profiles::encode_text(&copy.name))
         .bind(ts(now))
         .bind(copy.id)
         .execute(conn)
@@ -159,32 +159,59 @@ impl Store {
         Ok((CopyWithKeys { copy, keys }, key))
     }
 
-    /// Sets `is_active` and/or `expires_at` (`Some(None)` clears it) on a copy.
+    /// Sets `is_active` and/or `expires_at` (`Some(None)` clears it) on a
+    /// copy; a change is audited on the template (`update`, with the user).
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_user_copy(
         &self,
         user_id: &str,
         profile_id: i64,
         is_active: Option<bool>,
         expires_at: Option<Option<DateTime<Utc>>>,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<CopyWithKeys, StoreError> {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
         user_in(&mut tx, user_id).await?;
         let mut copy = copy_of(&mut tx, user_id, profile_id).await?;
+        let before = (copy.is_active, copy.expires_at);
         if let Some(a) = is_active {
             copy.is_active = a;
         }
         if let Some(e) = expires_at {
             copy.expires_at = e;
         }
-        sqlx::query("UPDATE user_profiles SET is_active = $1, expires_at = $2, updated_at = $3 WHERE id = $4")
-            .bind(flag(copy.is_active))
-            .bind(opt_ts(copy.expires_at))
-            .bind(ts(now))
-            .bind(copy.id)
-            .execute(&mut *tx)
+        if (copy.is_active, copy.expires_at) != before {
+            sqlx::query("UPDATE user_profiles SET is_active = $1, expires_at = $2, updated_at = $3 WHERE id = $4")
+                .bind(flag(copy.is_active))
+                .bind(opt_ts(copy.expires_at))
+                .bind(ts(now))
+                .bind(copy.id)
+                .execute(&mut *tx)
+                .await?;
+            let view = |active: bool, expires: Option<DateTime<Utc>>| {
+                serde_json::json!({
+                    "user_access_profile_id": copy.id,
+                    "is_active": active,
+                    "expires_at": expires.map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                })
+            };
+            insert_audit(
+                &mut tx,
+                actor,
+                now,
+                NewAuditEntry {
+                    access_profile_id: Some(profile_id),
+                    user_id: Some(user_id.to_string()),
+                    action: "update",
+                    previous_values: Some(view(before.0, before.1)),
+                    new_values: Some(view(copy.is_active, copy.expires_at)),
+                    ..NewAuditEntry::default()
+                },
+            )
             .await?;
+        }
         let copy = copy_of(&mut tx, user_id, profile_id).await?;
         let keys = keys_of(&mut tx, copy.id).await?;
         tx.commit().await?;

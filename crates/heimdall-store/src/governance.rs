@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use heimdall_core::copy::CounterKind;
-use heimdall_core::policy::KeyRecord;
+use heimdall_core::policy::{KeyRecord, UserRecords};
 use heimdall_core::pricing::Price;
 use sqlx::Row;
 
@@ -35,28 +35,56 @@ fn kind_of(s: &str) -> Option<CounterKind> {
     }
 }
 
+const KEY_RECORD_COLUMNS: &str =
+    "id, name, user_id, value_hash, previous_hash, previous_valid_until, is_active, expires_at";
+
+fn key_records(rows: &[sqlx::any::AnyRow]) -> Result<Vec<KeyRecord>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok(KeyRecord {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                user_id: r.try_get(2)?,
+                hash: r.try_get(3)?,
+                previous_hash: r.try_get(4)?,
+                previous_valid_until: from_opt_ts(r.try_get(5)?)?,
+                is_active: r.try_get::<i64, _>(6)? != 0,
+                expires_at: from_opt_ts(r.try_get(7)?)?,
+            })
+        })
+        .collect()
+}
+
 impl Store {
     /// Every key as the policy index needs it.
     pub async fn list_key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, user_id, value_hash, previous_hash, previous_valid_until, is_active, expires_at FROM virtual_keys",
-        )
+        let rows = sqlx::query(&format!("SELECT {KEY_RECORD_COLUMNS} FROM virtual_keys"))
+            .fetch_all(&self.pool)
+            .await?;
+        key_records(&rows)
+    }
+
+    /// One user's keys and copies, for updating the index after a write
+    /// that touched only that user (empty when the user is gone).
+    pub async fn user_index_records(&self, user_id: &str) -> Result<UserRecords, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_RECORD_COLUMNS} FROM virtual_keys WHERE user_id = $1"
+        ))
+        .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyRecord {
-                    id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    user_id: r.try_get(2)?,
-                    hash: r.try_get(3)?,
-                    previous_hash: r.try_get(4)?,
-                    previous_valid_until: from_opt_ts(r.try_get(5)?)?,
-                    is_active: r.try_get::<i64, _>(6)? != 0,
-                    expires_at: from_opt_ts(r.try_get(7)?)?,
-                })
-            })
-            .collect()
+        let keys = key_records(&rows)?;
+        let copies = sqlx::query(&format!(
+            "SELECT {} FROM user_profiles WHERE user_id = $1",
+            crate::provision::COPY_COLUMNS
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(crate::provision::copy_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(UserRecords { keys, copies })
     }
 
     /// Every persisted counter.

@@ -91,8 +91,16 @@ impl Store {
                 pc.id = ids.next().unwrap_or(0);
             }
             write_copy_policy(&mut tx, &copy, now).await?;
-            outcome.reset.extend(result.reset.iter().cloned());
-            for (limit_id, kind) in &result.reset {
+            // Matched counters zeroed by `reset_usage`, and counters of
+            // halves re-created under a kept rate-limit id: both start at 0.
+            let zeroed: Vec<_> = result
+                .reset
+                .iter()
+                .chain(&result.recreated)
+                .cloned()
+                .collect();
+            outcome.reset.extend(zeroed.iter().cloned());
+            for (limit_id, kind) in &zeroed {
                 sqlx::query("DELETE FROM usage_counters WHERE limit_id = $1 AND kind = $2")
                     .bind(limit_id.clone())
                     .bind(kind.as_str())
@@ -101,26 +109,29 @@ impl Store {
             }
         }
         if !dry_run {
-            insert_audit(
-                &mut tx,
-                actor,
-                now,
-                NewAuditEntry {
-                    access_profile_id: Some(profile_id),
-                    action: "propagate",
-                    new_values: Some(serde_json::json!({
-                        "fields": field_names,
-                        "reset_usage": reset_usage,
-                        "affected_user_ids": outcome.affected_user_ids,
-                    })),
-                    metadata: Some(serde_json::json!({
-                        "template_version": template.version,
-                        "skipped_users": outcome.skipped_users,
-                    })),
-                    ..NewAuditEntry::default()
-                },
-            )
-            .await?;
+            // A propagation that changed no copy changed nothing: no entry.
+            if !outcome.affected_user_ids.is_empty() {
+                insert_audit(
+                    &mut tx,
+                    actor,
+                    now,
+                    NewAuditEntry {
+                        access_profile_id: Some(profile_id),
+                        action: "propagate",
+                        new_values: Some(serde_json::json!({
+                            "fields": field_names,
+                            "reset_usage": reset_usage,
+                            "affected_user_ids": outcome.affected_user_ids,
+                        })),
+                        metadata: Some(serde_json::json!({
+                            "template_version": template.version,
+                            "skipped_users": outcome.skipped_users,
+                        })),
+                        ..NewAuditEntry::default()
+                    },
+                )
+                .await?;
+            }
             tx.commit().await?;
         }
         Ok(outcome)

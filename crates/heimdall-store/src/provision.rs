@@ -11,7 +11,9 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::{NewAuditEntry, insert_audit};
 use crate::error::StoreError;
-use crate::profiles::{PROFILE_COLUMNS, allocate_config_ids, profile_from_row};
+use crate::profiles::{
+    PROFILE_COLUMNS, allocate_config_ids, decode_text, encode_text, profile_from_row,
+};
 use crate::rows::{flag, from_opt_ts, from_ts, opt_ts, ts};
 
 /// A key value shown once, in the response of the call that made it.
@@ -32,7 +34,7 @@ pub(crate) fn copy_from_row(r: &AnyRow) -> Result<UserCopy, StoreError> {
         id: r.try_get(0)?,
         user_id: r.try_get(1)?,
         parent_profile_id: r.try_get(2)?,
-        name: r.try_get(3)?,
+        name: decode_text(r.try_get(3)?),
         is_active: r.try_get::<i64, _>(4)? != 0,
         expires_at: from_opt_ts(r.try_get(5)?)?,
         source: CopySource::parse(&source)
@@ -85,7 +87,7 @@ pub(crate) async fn provision_copy(
     ))
     .bind(user_id)
     .bind(template.id)
-    .bind(template.name.clone())
+    .bind(encode_text(&template.name))
     .bind(opt_ts(expires_at))
     .bind(source.as_str())
     .bind(role_id)
@@ -94,7 +96,9 @@ pub(crate) async fn provision_copy(
     .fetch_one(&mut *conn)
     .await?;
     let copy = copy_from_row(&row)?;
-    let base = format!("{} (profile {})", template.name, template.id);
+    // Key names hold no control characters (PostgreSQL text cannot hold NUL).
+    let printable: String = template.name.chars().filter(|c| !c.is_control()).collect();
+    let base = format!("{printable} (profile {})", template.id);
     let key = insert_key(
         conn,
         user_id,

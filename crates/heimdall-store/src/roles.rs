@@ -181,6 +181,10 @@ impl Store {
                 .ok_or_else(|| StoreError::Invalid(format!("role {rid} does not exist")))?;
             names.push(role.name);
         }
+        // Whether this call changes anything (activation, an attachment
+        // made or its default flag changed, another default replaced, a copy
+        // provisioned): a call that changes nothing is not audited.
+        let mut changed = false;
         if !template.is_active {
             sqlx::query("UPDATE access_profiles SET is_active = 1, updated_at = $1 WHERE id = $2")
                 .bind(ts(now))
@@ -188,25 +192,63 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             template.is_active = true;
+            changed = true;
         }
         for rid in role_ids {
             if is_default {
-                sqlx::query("UPDATE profile_roles SET is_default = 0 WHERE role_id = $1 AND access_profile_id <> $2")
+                let replaced = sqlx::query("UPDATE profile_roles SET is_default = 0 WHERE role_id = $1 AND access_profile_id <> $2 AND is_default <> 0")
                     .bind(*rid)
                     .bind(profile_id)
                     .execute(&mut *tx)
                     .await?;
+                changed |= replaced.rows_affected() > 0;
             }
-            sqlx::query(
-                "INSERT INTO profile_roles (access_profile_id, role_id, is_default, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (access_profile_id, role_id) DO UPDATE SET is_default = excluded.is_default",
+            let existing = sqlx::query(
+                "SELECT is_default FROM profile_roles WHERE access_profile_id = $1 AND role_id = $2",
             )
             .bind(profile_id)
             .bind(*rid)
-            .bind(flag(is_default))
-            .bind(ts(now))
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            match existing {
+                Some(row) if (row.try_get::<i64, _>(0)? != 0) == is_default => {}
+                _ => {
+                    changed = true;
+                    sqlx::query(
+                        "INSERT INTO profile_roles (access_profile_id, role_id, is_default, created_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (access_profile_id, role_id) DO UPDATE SET is_default = excluded.is_default",
+                    )
+                    .bind(profile_id)
+                    .bind(*rid)
+                    .bind(flag(is_default))
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        // Who `apply_to_existing` provisions: users of these roles without a
+        // copy of this template (a user has one role, so nobody twice).
+        let mut to_provision: Vec<(i64, String)> = Vec::new();
+        if apply_to_existing {
+            for rid in role_ids {
+                let users = sqlx::query(
+                    "SELECT u.id FROM users u WHERE u.role_id = $1 AND NOT EXISTS
+                     (SELECT 1 FROM user_profiles c WHERE c.user_id = u.id AND c.parent_profile_id = $2)
+                     ORDER BY u.created_at, u.id",
+                )
+                .bind(*rid)
+                .bind(profile_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in &users {
+                    to_provision.push((*rid, r.try_get::<String, _>(0)?));
+                }
+            }
+        }
+        let mut outcome = AttachOutcome::default();
+        if !changed && to_provision.is_empty() {
+            return Ok(outcome);
         }
         insert_audit(
             &mut tx,
@@ -220,42 +262,26 @@ impl Store {
                     "role_names": names,
                     "is_default": is_default,
                     "apply_to_existing": apply_to_existing,
+                    "users_applied": to_provision.len(),
                 })),
                 ..NewAuditEntry::default()
             },
         )
         .await?;
-        let mut outcome = AttachOutcome::default();
-        if apply_to_existing {
-            for rid in role_ids {
-                let users: Vec<String> = sqlx::query(
-                    "SELECT u.id FROM users u WHERE u.role_id = $1 AND NOT EXISTS
-                     (SELECT 1 FROM user_profiles c WHERE c.user_id = u.id AND c.parent_profile_id = $2)
-                     ORDER BY u.created_at, u.id",
-                )
-                .bind(*rid)
-                .bind(profile_id)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>(0))
-                .collect::<Result<_, _>>()?;
-                for uid in users {
-                    let (_, key) = provision_copy(
-                        &mut tx,
-                        &template,
-                        &uid,
-                        CopySource::RoleApply,
-                        Some(*rid),
-                        None,
-                        actor,
-                        now,
-                    )
-                    .await?;
-                    outcome.users_applied += 1;
-                    outcome.keys.push(key);
-                }
-            }
+        for (rid, uid) in to_provision {
+            let (_, key) = provision_copy(
+                &mut tx,
+                &template,
+                &uid,
+                CopySource::RoleApply,
+                Some(rid),
+                None,
+                actor,
+                now,
+            )
+            .await?;
+            outcome.users_applied += 1;
+            outcome.keys.push(key);
         }
         tx.commit().await?;
         Ok(outcome)

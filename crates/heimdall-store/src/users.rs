@@ -129,11 +129,44 @@ impl Store {
         Ok((user, keys))
     }
 
-    /// Deletes a user with every copy, key and counter (foreign keys cascade).
-    pub async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+    /// Deletes a user with every copy, key and counter (foreign keys
+    /// cascade), writing a `detach_user` entry on each template the user held.
+    pub async fn delete_user(
+        &self,
+        id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
         user_in(&mut tx, id).await?;
+        let held = sqlx::query(
+            "SELECT id, parent_profile_id, source FROM user_profiles WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &held {
+            let copy_id: i64 = r.try_get(0)?;
+            let parent: i64 = r.try_get(1)?;
+            let source: String = r.try_get(2)?;
+            insert_audit(
+                &mut tx,
+                actor,
+                now,
+                NewAuditEntry {
+                    access_profile_id: Some(parent),
+                    user_id: Some(id.to_string()),
+                    action: "detach_user",
+                    previous_values: Some(
+                        serde_json::json!({"user_access_profile_id": copy_id, "source": source}),
+                    ),
+                    metadata: Some(serde_json::json!({"reason": "user_deleted"})),
+                    ..NewAuditEntry::default()
+                },
+            )
+            .await?;
+        }
         for sql in [
             "DELETE FROM virtual_keys WHERE user_id = $1",
             "DELETE FROM user_profiles WHERE user_id = $1",

@@ -134,6 +134,11 @@ fn rate_limit_halves_match_separately() {
     assert_eq!(rl.token_created_at, Some(t0()));
     assert_eq!(rl.request_created_at, Some(now));
     assert_eq!(out.reset, vec![("rl".to_string(), CounterKind::Tokens)]);
+    assert_eq!(
+        out.recreated,
+        vec![("rl".to_string(), CounterKind::Requests)],
+        "the request half changed duration: its counter starts over"
+    );
 
     let removed = propagate(
         &copy_policy(),
@@ -215,4 +220,39 @@ fn fields_are_validated() {
         parse_fields(&["budgets".into(), "calendar".into(), "budgets".into()]).unwrap(),
         vec![PropagateField::Budgets, PropagateField::Calendar]
     );
+}
+
+#[test]
+fn only_halves_under_a_kept_id_are_recreated() {
+    let template = Policy {
+        rate_limit: Some(RateLimit {
+            id: "x".into(),
+            token_max_limit: Some(100),
+            token_reset_duration: Some("1h".into()),
+            request_max_limit: Some(10),
+            request_reset_duration: Some("1m".into()),
+            token_created_at: None,
+            request_created_at: None,
+        }),
+        ..Policy::empty()
+    };
+    // Everything matches: nothing is re-created, with or without reset.
+    let out = propagate(
+        &copy_policy(),
+        &template,
+        &[PropagateField::RateLimit],
+        false,
+        t0(),
+    );
+    assert!(out.recreated.is_empty());
+    assert!(out.reset.is_empty());
+    // A copy without a rate limit gets a new id: nothing old to clear.
+    let bare = Policy {
+        rate_limit: None,
+        ..copy_policy()
+    };
+    let out = propagate(&bare, &template, &[PropagateField::RateLimit], true, t0());
+    assert!(out.recreated.is_empty());
+    assert!(out.reset.is_empty());
+    assert_ne!(out.policy.rate_limit.unwrap().id, "rl");
 }

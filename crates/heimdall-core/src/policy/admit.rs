@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use smallvec::SmallVec;
 
 use super::counter::{Counter, CounterStore};
 use super::denial::{Denial, LimitBreach};
@@ -65,19 +66,26 @@ pub struct Demand<'a> {
     pub deny_unpriced: bool,
 }
 
-/// Where a reservation was made, to settle it in the same counter.
+/// Where a reservation was made, to settle it in the same counter. Holds
+/// copies of the window layout rather than the shared definition, so that
+/// settling does not touch reference counts shared between requests.
 #[derive(Debug)]
 struct Held {
     counter: Arc<Counter>,
-    slot: LimitSlot,
+    kind: CounterKind,
+    spec: crate::windows::WindowSpec,
+    anchor: i64,
     amount: i64,
 }
+
+/// Per-request lists stay on the stack for the usual handful of limits.
+type Small<T> = SmallVec<[T; 6]>;
 
 /// Reserved capacity of one admitted request. Settle it with the real usage;
 /// dropping it unsettled releases the reservation and charges nothing.
 #[derive(Debug)]
 pub struct Reservation {
-    held: Vec<Held>,
+    held: Small<Held>,
     dirty: Option<Sender<Arc<Counter>>>,
     settled: bool,
 }
@@ -155,13 +163,13 @@ pub fn admit(
     dirty: Option<&Sender<Arc<Counter>>>,
     now: DateTime<Utc>,
 ) -> Result<Admission, Denial> {
-    let live: Vec<&CopyEntry> = caller
+    let mut live = caller
         .user
         .copies
         .iter()
         .filter(|c| c.is_live(now))
-        .collect();
-    if live.is_empty() {
+        .peekable();
+    if live.peek().is_none() {
         return Err(Denial::NoActiveProfile);
     }
     let mut saw_provider = false;
@@ -175,7 +183,7 @@ pub fn admit(
             }
             Grant::Granted => saw_provider = true,
         }
-        let slots: Vec<&LimitSlot> = copy
+        let slots: Small<&LimitSlot> = copy
             .limits
             .iter()
             .filter(|s| slot_applies(s, demand.provider))
@@ -225,26 +233,28 @@ fn reserve(
     demand: &Demand<'_>,
     counters: &CounterStore,
     now: DateTime<Utc>,
-) -> Result<(Vec<Held>, Headrooms), Denial> {
+) -> Result<(Small<Held>, Headrooms), Denial> {
     // Resolve counters and windows, then lock in a fixed order (by address)
     // so that two requests of the same copy can never deadlock.
-    let mut work: Vec<(Arc<Counter>, &LimitSlot, crate::windows::Window)> = slots
+    let mut work: Small<(&Arc<Counter>, &LimitSlot, crate::windows::Window)> = slots
         .iter()
         .map(|s| {
             let w = s.def.spec.window_at(from_ms(s.anchor), now);
-            let c = counters.get_or_create(
-                &s.limit_id,
-                s.def.kind,
-                copy.id,
-                &s.def.duration,
-                s.anchor,
-                ms(w.start),
-            );
+            let c = s.counter.get_or_init(|| {
+                counters.get_or_create(
+                    &s.limit_id,
+                    s.def.kind,
+                    copy.id,
+                    &s.def.duration,
+                    s.anchor,
+                    ms(w.start),
+                )
+            });
             (c, *s, w)
         })
         .collect();
     work.sort_by_key(|(c, _, _)| Arc::as_ptr(c) as usize);
-    let mut guards: Vec<_> = work.iter().map(|(c, _, _)| c.lock()).collect();
+    let mut guards: Small<_> = work.iter().map(|(c, _, _)| c.lock()).collect();
 
     let mut breaches = Vec::new();
     for ((_, slot, w), g) in work.iter().zip(guards.iter_mut()) {
@@ -271,7 +281,7 @@ fn reserve(
         return Err(Denial::from_breaches(&copy.name, breaches));
     }
 
-    let mut held = Vec::with_capacity(work.len());
+    let mut held: Small<Held> = SmallVec::new();
     let mut headrooms = Headrooms::default();
     for ((c, slot, w), g) in work.iter().zip(guards.iter_mut()) {
         let amount = match slot.def.kind {
@@ -308,8 +318,10 @@ fn reserve(
             }
         }
         held.push(Held {
-            counter: c.clone(),
-            slot: (*slot).clone(),
+            counter: Arc::clone(c),
+            kind: slot.def.kind,
+            spec: slot.def.spec,
+            anchor: slot.anchor,
             amount,
         });
     }
@@ -333,9 +345,9 @@ impl Reservation {
             let mut g = h.counter.lock();
             g.reserved = g.reserved.saturating_sub(h.amount).max(0);
             if let Some(s) = s {
-                let w = h.slot.def.spec.window_at(from_ms(h.slot.anchor), now);
+                let w = h.spec.window_at(from_ms(h.anchor), now);
                 g.roll_to(ms(w.start));
-                let add = match h.slot.def.kind {
+                let add = match h.kind {
                     CounterKind::Requests => i64::from(s.success),
                     CounterKind::Tokens => s.tokens.max(0),
                     CounterKind::Budget => s.cost.max(0),

@@ -20,7 +20,8 @@ pub use counter::{Counter, CounterState, CounterStore};
 pub use denial::{Denial, LimitBreach};
 pub use rules::{CompiledRules, Grant, ModelRule};
 pub use snapshot::{
-    CopyEntry, KeyEntry, KeyHash, KeyRecord, LimitDef, LimitSlot, Snapshot, UserEntry, parse_hash,
+    CopyEntry, Interner, KeyEntry, KeyHash, KeyRecord, LimitDef, LimitSlot, Snapshot, UserEntry,
+    UserRecords, parse_hash,
 };
 
 /// SHA-256 of a presented key value, as the index keys it.

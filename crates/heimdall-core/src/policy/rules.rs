@@ -1,9 +1,10 @@
 //! Compiled allow-rules of a policy: for each provider, which models a copy
 //! grants. Compiled once per distinct rule set and shared (an `Arc`) by every
 //! copy that carries the same rules, so a million copies of one template
-//! hold one set of regexes.
+//! hold one set of regexes (compiled on first use).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use regex::Regex;
 
@@ -14,21 +15,38 @@ use crate::profile::{Policy, compile_model_regex};
 pub struct ModelRule {
     pub all_models: bool,
     pub exact: HashSet<String>,
-    pub patterns: Vec<Regex>,
+    /// `regex:` patterns as written (validated at write time).
+    pub pattern_sources: Vec<String>,
+    /// Compiled on first use: a compiled regex holds tens of kilobytes, and
+    /// most templates of a large deployment are idle at any time.
+    patterns: OnceLock<Vec<Regex>>,
     /// Exact entries in their written order (for `/v1/models`).
     pub listed: Vec<String>,
 }
 
 impl ModelRule {
     pub fn admits(&self, model: &str) -> bool {
-        self.all_models
-            || self.exact.contains(model)
-            || self.patterns.iter().any(|r| r.is_match(model))
+        if self.all_models || self.exact.contains(model) {
+            return true;
+        }
+        if self.pattern_sources.is_empty() {
+            return false;
+        }
+        self.patterns
+            .get_or_init(|| {
+                // A pattern that no longer compiles grants nothing.
+                self.pattern_sources
+                    .iter()
+                    .filter_map(|p| compile_model_regex(p).ok())
+                    .collect()
+            })
+            .iter()
+            .any(|r| r.is_match(model))
     }
 
     /// Whether the rule can admit models beyond its exact list.
     pub fn is_open(&self) -> bool {
-        self.all_models || !self.patterns.is_empty()
+        self.all_models || !self.pattern_sources.is_empty()
     }
 }
 
@@ -49,19 +67,18 @@ pub enum Grant {
 }
 
 impl CompiledRules {
-    /// Compiles the provider configs of a policy. Patterns were validated at
-    /// write time; one that no longer compiles grants nothing.
+    /// Prepares the provider configs of a policy (patterns compile lazily).
     pub fn compile(policy: &Policy) -> CompiledRules {
         let providers = policy
             .provider_configs
             .iter()
             .map(|pc| {
                 let mut exact = HashSet::new();
-                let mut patterns = Vec::new();
+                let mut pattern_sources = Vec::new();
                 let mut listed = Vec::new();
                 for m in &pc.allowed_models {
                     match m.strip_prefix("regex:") {
-                        Some(p) => patterns.extend(compile_model_regex(p).ok()),
+                        Some(p) => pattern_sources.push(p.to_string()),
                         None => {
                             exact.insert(m.clone());
                             listed.push(m.clone());
@@ -73,7 +90,8 @@ impl CompiledRules {
                     ModelRule {
                         all_models: pc.all_models_allowed,
                         exact,
-                        patterns,
+                        pattern_sources,
+                        patterns: OnceLock::new(),
                         listed,
                     },
                 )

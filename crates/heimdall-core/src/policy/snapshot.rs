@@ -58,6 +58,9 @@ pub struct LimitSlot {
     /// Unix ms.
     pub anchor: i64,
     pub override_: Option<SlotOverride>,
+    /// The counter, resolved on first use and kept for this snapshot's life,
+    /// so that later requests skip the counter map.
+    pub counter: std::sync::OnceLock<Arc<super::counter::Counter>>,
 }
 
 /// A copy as the engine sees it.
@@ -84,6 +87,9 @@ impl CopyEntry {
 pub struct UserEntry {
     pub user_id: Arc<str>,
     pub copies: Box<[CopyEntry]>,
+    /// Hashes under which this user's keys are indexed (current values and
+    /// old values in their grace), so that an update can remove them.
+    pub key_hashes: Box<[KeyHash]>,
 }
 
 /// What a key hash leads to.
@@ -116,11 +122,48 @@ impl Hasher for PreHashed {
 
 pub type KeyHash = [u8; 32];
 
+/// Number of shards of each map. An update copies only the shards it
+/// touches, so a change to one user costs a few thousand entries, not the
+/// whole index.
+const SHARDS: usize = 256;
+
+type KeyShard = HashMap<KeyHash, KeyEntry, BuildHasherDefault<PreHashed>>;
+type UserShard = HashMap<Arc<str>, Arc<UserEntry>, rustc_hash::FxBuildHasher>;
+
+/// Key shards are chosen by the hash's last byte; the map inside hashes by
+/// its first eight bytes, so the two never correlate.
+fn key_shard(h: &KeyHash) -> usize {
+    usize::from(h[31])
+}
+
+fn user_shard(user_id: &str) -> usize {
+    use std::hash::BuildHasher;
+    (rustc_hash::FxBuildHasher.hash_one(user_id) as usize) % SHARDS
+}
+
 /// The immutable policy index.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
-    keys: HashMap<KeyHash, KeyEntry, BuildHasherDefault<PreHashed>>,
-    users: HashMap<Arc<str>, Arc<UserEntry>>,
+    keys: Box<[Arc<KeyShard>]>,
+    users: Box<[Arc<UserShard>]>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            keys: (0..SHARDS).map(|_| Arc::new(KeyShard::default())).collect(),
+            users: (0..SHARDS)
+                .map(|_| Arc::new(UserShard::default()))
+                .collect(),
+        }
+    }
+}
+
+/// Everything the index holds about one user, as read from the store.
+#[derive(Debug, Clone, Default)]
+pub struct UserRecords {
+    pub keys: Vec<KeyRecord>,
+    pub copies: Vec<UserCopy>,
 }
 
 /// Parses a lower-case hex SHA-256.
@@ -135,14 +178,26 @@ pub fn parse_hash(hex: &str) -> Option<KeyHash> {
     Some(out)
 }
 
-/// Interns shared pieces while a snapshot is built.
+/// Interns shared pieces (compiled rules, limit definitions) across builds
+/// and updates, so that copies with equal policies share them.
 #[derive(Default)]
-struct Interner {
+pub struct Interner {
     rules: HashMap<String, Arc<CompiledRules>>,
+    names: HashMap<String, Arc<str>>,
     defs: HashMap<String, Arc<LimitDef>>,
 }
 
 impl Interner {
+    /// Copy names repeat their template's name: one allocation per name.
+    fn name(&mut self, n: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(n) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(n);
+        self.names.insert(n.to_string(), a.clone());
+        a
+    }
+
     fn rules(&mut self, p: &Policy) -> Arc<CompiledRules> {
         let key = CompiledRules::share_key(p);
         self.rules
@@ -213,6 +268,7 @@ impl Interner {
                             cycles: o.cycles,
                             set_window_index: o.set_window_index,
                         }),
+                        counter: std::sync::OnceLock::new(),
                     });
                 }
             }
@@ -242,6 +298,7 @@ impl Interner {
                             limit_id: Arc::from(rl.id.as_str()),
                             anchor: created.unwrap_or(fallback).timestamp_millis(),
                             override_: None,
+                            counter: std::sync::OnceLock::new(),
                         });
                     }
                 }
@@ -251,95 +308,156 @@ impl Interner {
     }
 }
 
+impl Interner {
+    /// Builds a user's entry and its key entries.
+    fn user(
+        &mut self,
+        user_id: &str,
+        keys: &[&KeyRecord],
+        copies: &[&UserCopy],
+    ) -> (Arc<UserEntry>, Vec<(KeyHash, KeyEntry)>) {
+        let mut list: Vec<&UserCopy> = copies.to_vec();
+        list.sort_by_key(|c| (c.assigned_at, c.id));
+        let copies: Vec<CopyEntry> = list
+            .into_iter()
+            .map(|c| CopyEntry {
+                id: c.id,
+                parent_profile_id: c.parent_profile_id,
+                name: self.name(&c.name),
+                is_active: c.is_active,
+                expires_at: c.expires_at,
+                assigned_at: c.assigned_at,
+                rules: self.rules(&c.policy),
+                limits: self.slots(c).into_boxed_slice(),
+            })
+            .collect();
+        // Each key is indexed under its current value's hash and, during a
+        // rotation grace, under the old value's hash too.
+        let indexed: Vec<(&KeyRecord, KeyHash, Option<DateTime<Utc>>)> = keys
+            .iter()
+            .copied()
+            .flat_map(|k| {
+                let current = parse_hash(&k.hash).map(|h| (k, h, None));
+                let previous = match (
+                    k.previous_hash.as_deref().and_then(parse_hash),
+                    k.previous_valid_until,
+                ) {
+                    (Some(h), Some(until)) => Some((k, h, Some(until))),
+                    _ => None,
+                };
+                current.into_iter().chain(previous)
+            })
+            .collect();
+        let user = Arc::new(UserEntry {
+            user_id: Arc::from(user_id),
+            copies: copies.into_boxed_slice(),
+            key_hashes: indexed.iter().map(|(_, h, _)| *h).collect(),
+        });
+        let out = indexed
+            .into_iter()
+            .map(|(k, h, grace_until)| {
+                (
+                    h,
+                    KeyEntry {
+                        key_id: Arc::from(k.id.as_str()),
+                        name: Arc::from(k.name.as_str()),
+                        is_active: k.is_active,
+                        expires_at: k.expires_at,
+                        grace_until,
+                        user: user.clone(),
+                    },
+                )
+            })
+            .collect();
+        (user, out)
+    }
+}
+
 impl Snapshot {
     /// Builds the index from every key and every copy.
     pub fn build(keys: &[KeyRecord], copies: &[UserCopy]) -> Snapshot {
-        let mut interner = Interner::default();
-        let mut by_user: HashMap<&str, Vec<&UserCopy>> = HashMap::new();
+        Snapshot::build_with(&mut Interner::default(), keys, copies)
+    }
+
+    /// As [`Snapshot::build`], sharing pieces through `interner`.
+    pub fn build_with(
+        interner: &mut Interner,
+        keys: &[KeyRecord],
+        copies: &[UserCopy],
+    ) -> Snapshot {
+        // Group by user without copying the records.
+        type Grouped<'a> = (Vec<&'a KeyRecord>, Vec<&'a UserCopy>);
+        let mut by_user: HashMap<&str, Grouped<'_>> = HashMap::new();
         for c in copies {
-            by_user.entry(c.user_id.as_str()).or_default().push(c);
+            by_user.entry(c.user_id.as_str()).or_default().1.push(c);
         }
-        let mut users: HashMap<Arc<str>, Arc<UserEntry>> = HashMap::with_capacity(by_user.len());
-        for (uid, mut list) in by_user {
-            list.sort_by_key(|c| (c.assigned_at, c.id));
-            let entries: Vec<CopyEntry> = list
-                .into_iter()
-                .map(|c| CopyEntry {
-                    id: c.id,
-                    parent_profile_id: c.parent_profile_id,
-                    name: Arc::from(c.name.as_str()),
-                    is_active: c.is_active,
-                    expires_at: c.expires_at,
-                    assigned_at: c.assigned_at,
-                    rules: interner.rules(&c.policy),
-                    limits: interner.slots(c).into_boxed_slice(),
-                })
-                .collect();
-            let uid: Arc<str> = Arc::from(uid);
-            users.insert(
-                uid.clone(),
-                Arc::new(UserEntry {
-                    user_id: uid,
-                    copies: entries.into_boxed_slice(),
-                }),
-            );
-        }
-        let mut map: HashMap<KeyHash, KeyEntry, BuildHasherDefault<PreHashed>> =
-            HashMap::with_capacity_and_hasher(keys.len(), BuildHasherDefault::default());
         for k in keys {
-            let user = users
-                .entry(Arc::from(k.user_id.as_str()))
-                .or_insert_with(|| {
-                    Arc::new(UserEntry {
-                        user_id: Arc::from(k.user_id.as_str()),
-                        copies: Box::new([]),
-                    })
-                });
-            let entry = KeyEntry {
-                key_id: Arc::from(k.id.as_str()),
-                name: Arc::from(k.name.as_str()),
-                is_active: k.is_active,
-                expires_at: k.expires_at,
-                grace_until: None,
-                user: user.clone(),
-            };
-            if let (Some(prev), Some(until)) = (
-                k.previous_hash.as_deref().and_then(parse_hash),
-                k.previous_valid_until,
-            ) {
-                map.insert(
-                    prev,
-                    KeyEntry {
-                        grace_until: Some(until),
-                        ..entry.clone()
-                    },
-                );
-            }
-            if let Some(h) = parse_hash(&k.hash) {
-                map.insert(h, entry);
-            }
+            by_user.entry(k.user_id.as_str()).or_default().0.push(k);
         }
-        Snapshot { keys: map, users }
+        let mut key_shards: Vec<KeyShard> = (0..SHARDS).map(|_| KeyShard::default()).collect();
+        let mut user_shards: Vec<UserShard> = (0..SHARDS).map(|_| UserShard::default()).collect();
+        for (uid, (user_keys, user_copies)) in &by_user {
+            let (user, entries) = interner.user(uid, user_keys, user_copies);
+            for (h, e) in entries {
+                key_shards[key_shard(&h)].insert(h, e);
+            }
+            user_shards[user_shard(uid)].insert(user.user_id.clone(), user);
+        }
+        Snapshot {
+            keys: key_shards.into_iter().map(Arc::new).collect(),
+            users: user_shards.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// A new index equal to this one except for the given users, whose keys
+    /// and copies are replaced by `records` (a user with neither is removed).
+    /// Only the shards those users live in are copied.
+    pub fn with_users(
+        &self,
+        interner: &mut Interner,
+        changes: &[(String, UserRecords)],
+    ) -> Snapshot {
+        let mut next = self.clone();
+        for (uid, rec) in changes {
+            let us = user_shard(uid);
+            if let Some(old) = next.users[us].get(uid.as_str()).cloned() {
+                for h in old.key_hashes.iter() {
+                    Arc::make_mut(&mut next.keys[key_shard(h)]).remove(h);
+                }
+                Arc::make_mut(&mut next.users[us]).remove(uid.as_str());
+            }
+            if rec.keys.is_empty() && rec.copies.is_empty() {
+                continue;
+            }
+            let keys: Vec<&KeyRecord> = rec.keys.iter().collect();
+            let copies: Vec<&UserCopy> = rec.copies.iter().collect();
+            let (user, entries) = interner.user(uid, &keys, &copies);
+            for (h, e) in entries {
+                Arc::make_mut(&mut next.keys[key_shard(&h)]).insert(h, e);
+            }
+            Arc::make_mut(&mut next.users[us]).insert(user.user_id.clone(), user);
+        }
+        next
     }
 
     /// The entry of a key hash (an old value past its grace is absent).
     pub fn key(&self, hash: &KeyHash, now: DateTime<Utc>) -> Option<&KeyEntry> {
-        self.keys
+        self.keys[key_shard(hash)]
             .get(hash)
             .filter(|k| k.grace_until.is_none_or(|g| g > now))
     }
 
     pub fn user(&self, user_id: &str) -> Option<&Arc<UserEntry>> {
-        self.users.get(user_id)
+        self.users[user_shard(user_id)].get(user_id)
     }
 
     pub fn key_count(&self) -> usize {
-        self.keys.len()
+        self.keys.iter().map(|s| s.len()).sum()
     }
 
     /// Number of distinct compiled rule sets and limit definitions (to show
     /// that they are shared).
     pub fn user_count(&self) -> usize {
-        self.users.len()
+        self.users.iter().map(|s| s.len()).sum()
     }
 }

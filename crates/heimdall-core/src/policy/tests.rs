@@ -584,3 +584,56 @@ fn compiled_rules_are_shared_between_copies_with_the_same_policy() {
     assert!(Arc::ptr_eq(&a.limits[0].def, &b.limits[0].def));
     assert_eq!(s.key_count(), 100);
 }
+
+#[test]
+fn updating_one_user_replaces_its_keys_and_copies_and_leaves_the_rest() {
+    let p = policy(json!({"provider_configs": openai_all()}));
+    let copies: Vec<UserCopy> = (0..50)
+        .map(|i| copy(i, &format!("u{i}"), "A", p.clone(), t0()))
+        .collect();
+    let keys: Vec<KeyRecord> = (0..50)
+        .map(|i| key(&format!("k{i}"), &format!("u{i}"), &format!("sk-bf-{i}")))
+        .collect();
+    let mut interner = Interner::default();
+    let base = Snapshot::build_with(&mut interner, &keys, &copies);
+
+    // u7 gets a new key value and a second copy; u8 is removed.
+    let mut rotated = key("k7", "u7", "sk-bf-7-new");
+    rotated.previous_hash = Some(hash_value("sk-bf-7"));
+    rotated.previous_valid_until = Some(t0() + Duration::hours(1));
+    let changes = vec![
+        (
+            "u7".to_string(),
+            UserRecords {
+                keys: vec![rotated],
+                copies: vec![
+                    copy(7, "u7", "A", p.clone(), t0()),
+                    copy(100, "u7", "B", p.clone(), t0() + Duration::seconds(1)),
+                ],
+            },
+        ),
+        ("u8".to_string(), UserRecords::default()),
+    ];
+    let next = base.with_users(&mut interner, &changes);
+
+    assert!(identify(&next, Some(&key_hash("sk-bf-7-new")), t0()).is_ok());
+    assert!(
+        identify(&next, Some(&key_hash("sk-bf-7")), t0()).is_ok(),
+        "old value in its grace"
+    );
+    assert!(identify(&next, Some(&key_hash("sk-bf-7")), t0() + Duration::hours(2)).is_err());
+    assert_eq!(next.user("u7").unwrap().copies.len(), 2);
+    assert_eq!(
+        identify(&next, Some(&key_hash("sk-bf-8")), t0()).unwrap_err(),
+        Denial::VirtualKeyNotFound
+    );
+    assert!(next.user("u8").is_none());
+    assert!(identify(&next, Some(&key_hash("sk-bf-9")), t0()).is_ok());
+    assert_eq!(next.key_count(), 50, "49 current values and one old value");
+    // The base is untouched, and rules stay shared with it.
+    assert!(identify(&base, Some(&key_hash("sk-bf-8")), t0()).is_ok());
+    assert!(Arc::ptr_eq(
+        &next.user("u7").unwrap().copies[1].rules,
+        &base.user("u9").unwrap().copies[0].rules
+    ));
+}

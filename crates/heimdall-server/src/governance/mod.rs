@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use heimdall_core::copy::CounterKind;
-use heimdall_core::policy::{Counter, CounterState, CounterStore, Snapshot};
+use heimdall_core::policy::{Counter, CounterState, CounterStore, Interner, Snapshot};
 use heimdall_core::pricing::PriceTable;
 use heimdall_store::{Store, StoreError};
 
@@ -30,9 +30,31 @@ pub struct Governance {
     dirty_tx: Sender<Arc<Counter>>,
     dirty_rx: Mutex<Receiver<Arc<Counter>>>,
     prices: ArcSwap<PriceTable>,
-    /// One rebuild at a time; a rebuild reads the store after the write that
-    /// asked for it committed, so the last rebuild always wins correctly.
-    rebuild: tokio::sync::Mutex<()>,
+    /// One rebuild or update at a time (it reads the store after the write
+    /// that asked for it committed, so the last one always wins correctly);
+    /// the interner shares compiled rules across rebuilds.
+    rebuild: tokio::sync::Mutex<Interner>,
+}
+
+/// What a management write changed in the policy index; handlers attach it
+/// to their response, the reload middleware applies it. A write that says
+/// nothing gets a full rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexChange {
+    /// Templates, roles or prices only: copies and keys are untouched.
+    Nothing,
+    /// Only these users' keys or copies changed.
+    Users(Vec<String>),
+    /// Many users may have changed.
+    Everything,
+}
+
+impl IndexChange {
+    /// Marks a response with what its write changed.
+    pub fn mark(self, mut resp: axum::response::Response) -> axum::response::Response {
+        resp.extensions_mut().insert(self);
+        resp
+    }
 }
 
 impl std::fmt::Debug for Governance {
@@ -43,21 +65,27 @@ impl std::fmt::Debug for Governance {
     }
 }
 
-async fn build_snapshot(store: &Store) -> Result<Snapshot, StoreError> {
+async fn build_snapshot(
+    store: &Store,
+    mut interner: Interner,
+) -> Result<(Snapshot, Interner), StoreError> {
     let keys = store.list_key_records().await?;
     let copies = store.list_all_copies().await?;
     // Building compiles regexes and hashes a million entries at scale: off
     // the async workers.
-    tokio::task::spawn_blocking(move || Snapshot::build(&keys, &copies))
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("building the policy index failed: {e}")))
+    tokio::task::spawn_blocking(move || {
+        let s = Snapshot::build_with(&mut interner, &keys, &copies);
+        (s, interner)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("building the policy index failed: {e}")))
 }
 
 impl Governance {
     /// Loads the index, the persisted counters and the prices.
     pub async fn start(store: &Store) -> Result<Governance, StoreError> {
         let started = std::time::Instant::now();
-        let snapshot = build_snapshot(store).await?;
+        let (snapshot, interner) = build_snapshot(store, Interner::default()).await?;
         let counters = CounterStore::default();
         let rows = store.load_counters().await?;
         for r in &rows {
@@ -89,16 +117,42 @@ impl Governance {
             dirty_tx: tx,
             dirty_rx: Mutex::new(rx),
             prices: ArcSwap::from_pointee(prices),
-            rebuild: tokio::sync::Mutex::new(()),
+            rebuild: tokio::sync::Mutex::new(interner),
         })
     }
 
-    /// Rebuilds the index from the store (after a management write).
+    /// Rebuilds the whole index from the store.
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
-        let _one = self.rebuild.lock().await;
-        let snapshot = build_snapshot(store).await?;
+        let mut interner = self.rebuild.lock().await;
+        let started = std::time::Instant::now();
+        let (snapshot, back) = build_snapshot(store, std::mem::take(&mut *interner)).await?;
+        *interner = back;
         self.snapshot.store(Arc::new(snapshot));
+        metrics::histogram!("heimdall_index_rebuild_seconds")
+            .record(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// Replaces the entries of the given users with what the store holds
+    /// now; only the index shards they live in are copied.
+    pub async fn reload_users(&self, store: &Store, user_ids: &[String]) -> Result<(), StoreError> {
+        let mut interner = self.rebuild.lock().await;
+        let mut changes = Vec::with_capacity(user_ids.len());
+        for uid in user_ids {
+            changes.push((uid.clone(), store.user_index_records(uid).await?));
+        }
+        let next = self.snapshot.load().with_users(&mut interner, &changes);
+        self.snapshot.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Applies what a management write changed.
+    pub async fn apply(&self, store: &Store, change: &IndexChange) -> Result<(), StoreError> {
+        match change {
+            IndexChange::Nothing => Ok(()),
+            IndexChange::Users(ids) => self.reload_users(store, ids).await,
+            IndexChange::Everything => self.reload(store).await,
+        }
     }
 
     /// Re-reads price overrides.

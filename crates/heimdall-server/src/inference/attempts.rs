@@ -40,6 +40,7 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let snapshot = ctx.state.providers.snapshot();
+    rec.prompt_estimate = (ctx.body_bytes as u64).div_ceil(4);
     let mut first_denial: Option<ApiError> = None;
     let mut last_error: Option<ApiError> = None;
     for (i, target) in ctx.targets.iter().enumerate() {
@@ -51,7 +52,12 @@ where
         let admission = match governance_seam::admit(ctx.state, ctx.caller, info) {
             Ok(a) => a,
             Err(denial) => {
-                first_denial.get_or_insert(denial);
+                first_denial.get_or_insert(
+                    denial
+                        .with_extra("provider", target.provider.clone())
+                        .with_extra("model_requested", ctx.model_requested)
+                        .with_extra("request_type", rec.request_type()),
+                );
                 continue;
             }
         };

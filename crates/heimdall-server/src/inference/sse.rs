@@ -79,8 +79,21 @@ pub fn openai(
             r.rec.add_upstream(t0.elapsed());
             let frame = match next {
                 Some(Ok(ev)) => {
+                    for c in &ev.chunk.choices {
+                        let text = c.delta.content.as_ref().map_or(0, String::len);
+                        let args: usize = c
+                            .delta
+                            .tool_calls
+                            .iter()
+                            .flatten()
+                            .filter_map(|t| t.function.as_ref()?.arguments.as_ref())
+                            .map(String::len)
+                            .sum();
+                        r.rec.streamed_chars += (text + args) as u64;
+                    }
                     if let Some(u) = &ev.chunk.usage {
                         r.rec.usage = Some(u.clone());
+                        r.rec.settle_now();
                     }
                     if ev.chunk.is_usage_only() && !wants_usage {
                         continue;
@@ -144,6 +157,21 @@ pub fn anthropic(
                     if let Some(u) = u {
                         merge_usage(&mut usage, u);
                         r.rec.usage = Some(usage_from_anthropic(&usage));
+                        // message_delta carries the final output count.
+                        if ev.name == "message_delta" {
+                            r.rec.settle_now();
+                        }
+                    }
+                    if ev.name == "content_block_delta" {
+                        // Text and tool-call arguments both are generated output.
+                        let delta = ev.data.get("delta");
+                        let piece = |k: &str| {
+                            delta
+                                .and_then(|d| d.get(k))
+                                .and_then(|t| t.as_str())
+                                .map_or(0, str::len)
+                        };
+                        r.rec.streamed_chars += (piece("text") + piece("partial_json")) as u64;
                     }
                     format!("event: {}\ndata: {}\n\n", ev.name, ev.data)
                 }

@@ -41,6 +41,10 @@ pub struct RequestRecord {
     pub usage: Option<Usage>,
     pub user: String,
     admission: Option<Admission>,
+    /// ceil(request bytes / 4), for charging a stream cut short.
+    pub prompt_estimate: u64,
+    /// Characters of generated text forwarded so far (streams).
+    pub streamed_chars: u64,
 }
 
 impl RequestRecord {
@@ -59,6 +63,8 @@ impl RequestRecord {
             usage: None,
             user: "anonymous".to_owned(),
             admission: None,
+            prompt_estimate: 0,
+            streamed_chars: 0,
         }
     }
 
@@ -76,6 +82,15 @@ impl RequestRecord {
     pub fn hold(&mut self, admission: Admission) {
         if let Some(old) = self.admission.replace(admission) {
             old.settle(None, false);
+        }
+    }
+
+    /// Settles now with the usage seen so far (a stream's final usage has
+    /// arrived): before the last event reaches the client, so that a client
+    /// that reads its quota right after the stream sees the charge.
+    pub fn settle_now(&mut self) {
+        if let Some(a) = self.admission.take() {
+            a.settle(self.usage.as_ref(), true);
         }
     }
 
@@ -111,6 +126,22 @@ impl Drop for RequestRecord {
     fn drop(&mut self) {
         if self.outcome == Outcome::Running {
             self.outcome = Outcome::ClientClosed;
+        }
+        // An admission is held only once the upstream answered; a client
+        // that leaves after that still cost the prompt.
+        if self.outcome == Outcome::ClientClosed && self.admission.is_some() {
+            // The client left before the provider's final usage: charge what
+            // was generated — the provider's figures so far (Anthropic reports
+            // the input at the start), and at least an estimate of the
+            // streamed text (about four characters a token).
+            let generated = self.streamed_chars.div_ceil(4);
+            let mut u = self.usage.take().unwrap_or_else(|| Usage {
+                prompt_tokens: self.prompt_estimate,
+                ..Usage::default()
+            });
+            u.completion_tokens = u.completion_tokens.max(generated);
+            u.total_tokens = u.prompt_tokens + u.completion_tokens;
+            self.usage = Some(u);
         }
         if let Some(a) = self.admission.take() {
             a.settle(self.usage.as_ref(), self.outcome != Outcome::Error);

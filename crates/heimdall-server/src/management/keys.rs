@@ -27,6 +27,9 @@ fn check_key_name(name: Option<&str>) -> Result<Option<String>, ApiError> {
     match name.map(str::trim) {
         None => Ok(None),
         Some("") => Err(ApiError::invalid_request("name must not be empty")),
+        Some(n) if n.chars().any(char::is_control) => Err(ApiError::invalid_request(
+            "name must not contain control characters",
+        )),
         Some(n) if n.chars().count() > MAX_KEY_NAME => Err(ApiError::invalid_request(format!(
             "name is longer than {MAX_KEY_NAME} characters"
         ))),
@@ -209,6 +212,11 @@ pub async fn quota(
     if let Some(new_value) = &found.pending_value {
         body["rotated_value"] = json!(new_value);
         state.store.finish_rotation_handover(&key.id).await?;
+        // From now on only the new value works, on this node at once.
+        state
+            .governance
+            .reload_users(&state.store, std::slice::from_ref(&key.user_id))
+            .await?;
     }
     Ok(axum::Json(body).into_response())
 }

@@ -87,6 +87,7 @@ pub struct UpdateCopyBody {
 /// `PUT G/users/{user_id}/access-profiles/{profile_id}` (Heimdall extension).
 pub async fn update(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path((user_id, profile_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<UpdateCopyBody>,
 ) -> Result<Response, ApiError> {
@@ -94,7 +95,14 @@ pub async fn update(
     let now = state.clock.now();
     let copy = state
         .store
-        .update_user_copy(&user_id, profile_id, body.is_active, body.expires_at, now)
+        .update_user_copy(
+            &user_id,
+            profile_id,
+            body.is_active,
+            body.expires_at,
+            &actor.0,
+            now,
+        )
         .await?;
     Ok(
         axum::Json(json!({ "access_profile": copy_dto::copy(&copy, state.usage.as_ref(), now) }))

@@ -16,6 +16,7 @@ use super::query::page;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
+use crate::governance::IndexChange;
 use crate::state::AppState;
 
 pub(crate) async fn render_user(state: &AppState, u: &User) -> Result<Value, ApiError> {
@@ -67,11 +68,12 @@ pub async fn create(
         .store
         .create_user(&name, &email, body.role_id, &actor.0, state.clock.now())
         .await?;
-    Ok(axum::Json(json!({
+    let resp = axum::Json(json!({
         "user": render_user(&state, &user).await?,
         "virtual_keys": keys.iter().map(copy_dto::new_key).collect::<Vec<_>>(),
     }))
-    .into_response())
+    .into_response();
+    Ok(IndexChange::Users(vec![user.id.clone()]).mark(resp))
 }
 
 pub async fn get_one(
@@ -84,9 +86,13 @@ pub async fn get_one(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.store.delete_user(&id).await?;
+    state
+        .store
+        .delete_user(&id, &actor.0, state.clock.now())
+        .await?;
     Ok(axum::Json(json!({ "message": format!("user {id} deleted") })).into_response())
 }
 

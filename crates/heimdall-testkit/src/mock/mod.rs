@@ -126,7 +126,7 @@ impl MockProvider {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            if let Err(e) = axum::serve(listener, app)
+            if let Err(e) = axum::serve(nodelay(listener), app)
                 .with_graceful_shutdown(shutdown)
                 .await
             {
@@ -149,9 +149,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(Arc::new(MockState::new(opts)));
-    axum::serve(listener, app)
+    axum::serve(nodelay(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Streams are many small frames: send each at once (no Nagle delay).
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
 }
 
 fn router(state: Arc<MockState>) -> Router {
