@@ -215,6 +215,7 @@ mod tests {
             log_level: "info".into(),
             pinning: "none".into(),
             mock_args: vec![],
+            heimdall: "heimdall".into(),
         }
     }
 

@@ -336,6 +336,7 @@ async fn run(args: RunArgs, pins: (Option<String>, Option<String>, String)) -> a
         log_level: args.log_level,
         pinning: label,
         mock_args: setup::MOCK_ARGS.iter().map(|s| s.to_string()).collect(),
+        heimdall: launcher.heimdall.display().to_string(),
     };
     let measured = scenario::run(&cfg, &launcher).await?;
     let (date, commit, dirty, stem) = stem();
@@ -373,12 +374,13 @@ async fn scale_only(
     }
     mock.proc.stop();
     let (date, commit, dirty, stem) = stem();
-    let doc = serde_json::json!({"date": date, "commit": commit, "dirty": dirty, "machine": procfs::machine(), "scale": out});
+    let doc = serde_json::json!({"date": date, "commit": commit, "dirty": dirty, "heimdall": launcher.heimdall.display().to_string(), "machine": procfs::machine(), "scale": out});
     let dir = common
         .out_dir
         .unwrap_or_else(|| workspace().join("bench/results"));
     let mut md = format!(
-        "# Scale run {date} at {commit}\n\n| keys | templates | DB MB | seed s | ready s | index load ms | idle RSS MB | RSS after requests MB | checks ok |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "# Scale run {date} at {commit}\n\nGateway binary `{}`.\n\n| keys | templates | DB MB | seed s | ready s | index load ms | idle RSS MB | RSS after requests MB | checks ok |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        launcher.heimdall.display()
     );
     for x in &out {
         md.push_str(&format!(

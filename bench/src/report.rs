@@ -214,7 +214,8 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Pinning: {}. Open loop, {} s per cell and round after {} s of warm-up, {} round(s) interleaved, at most {} requests in flight; mock `{}`; gateway log level `{}`.\n",
+        "Gateway binary `{}`. Pinning: {}. Open loop, {} s per cell and round after {} s of warm-up, {} round(s) interleaved, at most {} requests in flight; mock `{}`; gateway log level `{}`.\n",
+        c.heimdall,
         c.pinning,
         c.duration.as_secs_f64(),
         c.warmup.as_secs_f64(),

@@ -93,6 +93,9 @@ pub struct RunConfig {
     /// e.g. "load generator and mock on CPU 0, proxies on CPU 1", or "none".
     pub pinning: String,
     pub mock_args: Vec<String>,
+    /// The `heimdall` binary measured (the commit in the file names is the
+    /// harness's; a binary passed with `--heimdall` may be another build).
+    pub heimdall: String,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
