@@ -16,8 +16,8 @@ use crate::money::Money;
 
 pub use input::{
     BudgetInput, McpToolOverrideInput, ProfileCreate, ProfilePatch, ProviderConfigInput,
-    RateLimitInput, ValidationError, normalize_name, validate_create, validate_description,
-    validate_policy_input, validate_tags,
+    RateLimitInput, ValidationError, double_option, normalize_name, validate_create,
+    validate_description, validate_policy_input, validate_tags,
 };
 pub use input::{PolicyFields, ValidatedCreate, compile_model_regex, validate_timezone};
 pub use patch::{PatchedProfile, apply_patch};

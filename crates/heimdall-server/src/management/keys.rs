@@ -13,14 +13,6 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
-}
-
 const MAX_KEY_NAME: usize = 255;
 
 fn check_key_name(name: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -117,10 +109,10 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyBody {
     name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "heimdall_core::profile::double_option")]
     description: Option<Option<String>>,
     is_active: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "heimdall_core::profile::double_option")]
     expires_at: Option<Option<DateTime<Utc>>>,
 }
 

@@ -15,20 +15,12 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_id};
 use crate::state::AppState;
 
-fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code, reason = "read-only fields are parsed only to be accepted")]
 pub struct RoleBody {
     name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "heimdall_core::profile::double_option")]
     description: Option<Option<String>>,
     // Read-only fields of the response shape: accepted, ignored.
     pub id: Option<serde::de::IgnoredAny>,

@@ -19,14 +19,6 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_id};
 use crate::state::AppState;
 
-fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
-}
-
 pub async fn list(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -80,7 +72,7 @@ pub async fn assign(
 #[serde(deny_unknown_fields)]
 pub struct UpdateCopyBody {
     is_active: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "heimdall_core::profile::double_option")]
     expires_at: Option<Option<DateTime<Utc>>>,
 }
 

@@ -101,16 +101,8 @@ pub async fn delete(
 pub struct ChangeRole {
     /// Required: a role id, or `null` for no role. A body without it is a
     /// mistake, not a request to strip the user's role (and keys).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "heimdall_core::profile::double_option")]
     role_id: Option<Option<i64>>,
-}
-
-fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
 }
 
 pub async fn change_role(
