@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::profile::{
-    Budget, LimitOwner, Policy, ProviderConfig, RateLimit, ValidationError, new_limit_id,
-};
+use crate::profile::{Budget, Policy, ProviderConfig, RateLimit, ValidationError, new_limit_id};
 
 /// How a user got a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -343,13 +341,6 @@ fn match_rate_limit(
         token_created_at,
         request_created_at,
     })
-}
-
-/// The owner-and-duration key of every budget, for tests and diagnostics.
-pub fn budget_keys(p: &Policy) -> Vec<(LimitOwner, String)> {
-    p.budgets_with_owner()
-        .map(|(o, b)| (o, b.reset_duration.clone()))
-        .collect()
 }
 
 #[cfg(test)]

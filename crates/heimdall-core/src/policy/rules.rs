@@ -43,11 +43,6 @@ impl ModelRule {
             .iter()
             .any(|r| r.is_match(model))
     }
-
-    /// Whether the rule can admit models beyond its exact list.
-    pub fn is_open(&self) -> bool {
-        self.all_models || !self.pattern_sources.is_empty()
-    }
 }
 
 /// A copy's allow-rules by provider name.
