@@ -57,6 +57,18 @@ macro_rules! provider_conformance {
             }
 
             #[tokio::test]
+            async fn chat_bytes_are_a_json_answer_with_its_usage() {
+                let (_g, up) = upstream().await;
+                let answer = up.chat_bytes(&chat(false, false), &Default::default()).await.unwrap();
+                let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+                assert!(body["choices"][0]["message"]["content"].is_string());
+                let usage = answer.usage.unwrap();
+                assert_eq!(body["usage"]["completion_tokens"], usage.completion_tokens);
+                assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0);
+                assert!(!answer.has_extra_fields);
+            }
+
+            #[tokio::test]
             async fn chat_stream_yields_deltas_then_usage() {
                 let (_g, up) = upstream().await;
                 let mut s = up.chat_stream(&chat(true, false), &Default::default()).await.unwrap();

@@ -24,5 +24,7 @@ pub use futures as futures_reexport;
 
 pub use config::{KeyConfig, KeyValue, NetworkConfig, ProviderConfig, ProviderKind};
 pub use error::ProviderError;
-pub use provider::{Call, ChatStream, ChunkEvent, MessagesEvent, MessagesStream, Provider};
+pub use provider::{
+    Call, ChatBytes, ChatStream, ChunkEvent, MessagesEvent, MessagesStream, Provider,
+};
 pub use upstream::{Upstream, forwardable_headers};

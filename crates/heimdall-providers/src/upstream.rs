@@ -15,7 +15,7 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
 use crate::keys::{self, KeyChoice};
 use crate::openai::OpenAiProvider;
-use crate::provider::{BoxFut, Call, ChatStream, MessagesStream, Provider};
+use crate::provider::{BoxFut, Call, ChatBytes, ChatStream, MessagesStream, Provider};
 use crate::retry::backoff;
 use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelInfo};
 
@@ -69,6 +69,19 @@ impl Upstream {
     ) -> Result<ChatResponse, ProviderError> {
         self.run(&req.model, headers, |call| self.provider.chat(call, req))
             .await
+    }
+
+    /// Non-streaming chat as the bytes to answer with (see
+    /// [`Provider::chat_bytes`]).
+    pub async fn chat_bytes(
+        &self,
+        req: &ChatRequest,
+        headers: &HeaderMap,
+    ) -> Result<ChatBytes, ProviderError> {
+        self.run(&req.model, headers, |call| {
+            self.provider.chat_bytes(call, req)
+        })
+        .await
     }
 
     /// Streaming chat; retries cover only the start of the stream.

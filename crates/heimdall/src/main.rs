@@ -90,16 +90,31 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {
     Config::load(path, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a writer thread: a request's log line is
+/// formatted on the worker but written by that thread, so no request waits
+/// on the write system call (about a tenth of a governed request's CPU
+/// otherwise, measured with `perf`). Lines are never dropped: when the
+/// buffer is full the worker waits, as it would on a direct write. The
+/// returned guard flushes what is buffered when `main` returns.
+/// Colours only on a terminal.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("heimdall-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    guard
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
@@ -155,7 +170,7 @@ async fn migrate(config: Config) -> Result<(), String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::MockProvider(args) = cli.command {
-        init_logging(LogFormat::Text);
+        let _log = init_logging(LogFormat::Text);
         return match mock_provider(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -177,12 +192,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log.format);
+    let log = init_logging(config.log.format);
     let result = if run_serve {
         serve(config).await
     } else {
         migrate(config).await
     };
+    // every log line out before the last word
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -19,14 +19,14 @@ use crate::provider::{
     BoxFut, Call, ChatStream, ChunkEvent, MessagesEvent, MessagesStream, Provider,
 };
 use crate::sse::{self, SseEvent};
-use crate::transport::{build_client, header_map, read_json, send, unix_now};
+use crate::transport::{Endpoints, build_client, header_map, read_json, send, unix_now};
 use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelInfo};
 
 /// An Anthropic-kind upstream.
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
     client: reqwest::Client,
-    base_url: String,
+    endpoints: Endpoints,
     extra_headers: HeaderMap,
 }
 
@@ -35,7 +35,10 @@ impl AnthropicProvider {
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
         Ok(Self {
             client: build_client(&config.network)?,
-            base_url: config.network.effective_base_url(ProviderKind::Anthropic),
+            endpoints: Endpoints::new(
+                config.network.effective_base_url(ProviderKind::Anthropic),
+                &["/v1/messages", "/v1/models"],
+            ),
             extra_headers: header_map(&config.network.extra_headers)?,
         })
     }
@@ -59,8 +62,8 @@ impl AnthropicProvider {
         {
             headers.insert("x-api-key", key);
         }
-        self.client
-            .request(method, format!("{}{path}", self.base_url))
+        self.endpoints
+            .request(&self.client, method, path)
             .headers(headers)
     }
 

@@ -7,20 +7,20 @@
 use futures::stream::StreamExt;
 use http::HeaderMap;
 
-use super::convert::{decode_chunk, stream_request};
+use super::convert::{decode_chunk, read_answer_head, stream_request};
 use super::wire::ModelList;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
-use crate::provider::{BoxFut, Call, ChatStream, Provider};
+use crate::provider::{BoxFut, Call, ChatBytes, ChatStream, Provider};
 use crate::sse;
-use crate::transport::{build_client, header_map, read_json, send};
+use crate::transport::{Endpoints, build_client, header_map, read_body, read_json, send};
 use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelInfo};
 
 /// An OpenAI-kind upstream.
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
     client: reqwest::Client,
-    base_url: String,
+    endpoints: Endpoints,
     extra_headers: HeaderMap,
 }
 
@@ -29,7 +29,10 @@ impl OpenAiProvider {
     pub fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
         Ok(Self {
             client: build_client(&config.network)?,
-            base_url: config.network.effective_base_url(ProviderKind::OpenAi),
+            endpoints: Endpoints::new(
+                config.network.effective_base_url(ProviderKind::OpenAi),
+                &["/v1/chat/completions", "/v1/embeddings", "/v1/models"],
+            ),
             extra_headers: header_map(&config.network.extra_headers)?,
         })
     }
@@ -40,8 +43,8 @@ impl OpenAiProvider {
             headers.insert(k.clone(), v.clone());
         }
         let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base_url))
+            .endpoints
+            .request(&self.client, method, path)
             .headers(headers);
         if let Some(key) = &call.key {
             req = req.bearer_auth(key);
@@ -59,6 +62,23 @@ impl Provider for OpenAiProvider {
             )
             .await?;
             read_json(resp).await
+        })
+    }
+
+    fn chat_bytes<'a>(&'a self, call: Call, req: &'a ChatRequest) -> BoxFut<'a, ChatBytes> {
+        Box::pin(async move {
+            let resp = send(
+                self.request(http::Method::POST, "/v1/chat/completions", &call)
+                    .json(req),
+            )
+            .await?;
+            let body = read_body(resp).await?;
+            let head = read_answer_head(&body)?;
+            Ok(ChatBytes {
+                body,
+                usage: head.usage,
+                has_extra_fields: head.extra_fields.is_some(),
+            })
         })
     }
 

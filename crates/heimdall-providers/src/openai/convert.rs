@@ -4,11 +4,13 @@
 //! hides the extra usage chunk from clients that did not ask. This module must
 //! not drop or rewrite fields it does not own.
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::error::ProviderError;
 use crate::provider::ChunkEvent;
-use crate::types::{ChatChunk, ChatRequest, StreamOptions};
+use crate::types::{ChatChunk, ChatRequest, StreamOptions, Usage};
 
 /// The request as sent upstream for a stream: `stream: true` and
 /// `stream_options.include_usage: true`, everything else untouched.
@@ -19,6 +21,33 @@ pub fn stream_request(req: &ChatRequest) -> ChatRequest {
         .get_or_insert_with(StreamOptions::default)
         .include_usage = Some(true);
     up
+}
+
+/// What the edge needs from a non-streaming answer it passes on as bytes.
+#[derive(Debug, Deserialize)]
+pub struct AnswerHead {
+    /// Token usage, for settlement.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// Present when the upstream already sent an `extra_fields`.
+    #[serde(default)]
+    pub extra_fields: Option<IgnoredAny>,
+}
+
+/// Reads the usage of a non-streaming answer without building the rest of
+/// it (the rest is still checked to be well-formed JSON). The body must be
+/// a JSON object, as `ChatResponse` requires.
+pub fn read_answer_head(body: &[u8]) -> Result<AnswerHead, ProviderError> {
+    let starts_as_object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if !starts_as_object {
+        return Err(ProviderError::BadResponse(
+            "the answer is not a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ProviderError::BadResponse(e.to_string()))
 }
 
 /// Decodes one `data:` payload of an OpenAI stream. `Ok(None)` is `[DONE]`.
@@ -75,6 +104,25 @@ mod tests {
         assert_eq!(up["stream_options"]["include_usage"], true);
         assert_eq!(up["stream_options"]["x"], 1);
         assert_eq!(up["seed"], 3);
+    }
+
+    #[test]
+    fn answer_head_reads_usage_and_refuses_what_is_not_an_object() {
+        let head = read_answer_head(
+            br#" {"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#,
+        )
+        .unwrap();
+        assert_eq!(head.usage.unwrap().completion_tokens, 2);
+        assert!(head.extra_fields.is_none());
+        assert!(
+            read_answer_head(br#"{"extra_fields":{"a":1}}"#)
+                .unwrap()
+                .extra_fields
+                .is_some()
+        );
+        assert!(read_answer_head(b"[1, null]").is_err());
+        assert!(read_answer_head(br#"{"usage": "#).is_err());
+        assert!(read_answer_head(b"").is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::attempts::{self, AttemptCtx};
 use super::request;
 use super::routing::RouteKind;
 use super::telemetry::{RequestRecord, apply_headers};
-use super::{json_answer, sse};
+use super::{json_bytes_answer, sse};
 use crate::state::AppState;
 
 /// Serves one chat completion request.
@@ -24,6 +24,7 @@ pub async fn handle(state: AppState, route: RouteKind, req: Request) -> Response
         Err(e) => return rec.fail(e).into_response(),
     };
     rec.user = d.caller.user.clone();
+    rec.key_id = d.caller.governed.as_ref().map(|c| c.key_id.clone());
     let fwd = forwardable_headers(&d.headers);
     let mut body = d.body;
     body.model = d.targets[0].model.clone();
@@ -61,21 +62,21 @@ pub async fn handle(state: AppState, route: RouteKind, req: Request) -> Response
     }
     let result = attempts::run(ctx, &mut rec, |up, t| async move {
         if t.model == body.model {
-            up.chat(body, fwd).await
+            up.chat_bytes(body, fwd).await
         } else {
             let mut b = body.clone();
             b.model = t.model;
-            up.chat(&b, fwd).await
+            up.chat_bytes(&b, fwd).await
         }
     })
     .await;
     match result {
-        Ok((resp, target)) => {
-            rec.usage = resp.usage.clone();
+        Ok((answer, target)) => {
+            rec.usage = answer.usage.clone();
             rec.finish_ok();
-            let mut answer = json_answer(&resp, &target, &d.model_requested);
-            rec.decorate(&mut answer);
-            answer
+            let mut resp = json_bytes_answer(answer, &target, &d.model_requested);
+            rec.decorate(&mut resp);
+            resp
         }
         Err(e) => rec.fail(e).into_response(),
     }

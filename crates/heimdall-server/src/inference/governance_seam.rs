@@ -22,7 +22,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// For logs: the user id, or `anonymous` when ungoverned.
-    pub user: String,
+    pub user: Arc<str>,
     /// The identified caller; `None` for an ungoverned request (no key and
     /// `governance.require_virtual_key: false`).
     pub governed: Option<policy::Caller>,
@@ -72,15 +72,11 @@ fn token_use(u: &Usage) -> TokenUse {
 impl Admission {
     /// Settles the reservation: `usage` is what the provider reported (if
     /// anything), `succeeded` whether the upstream call succeeded (only then
-    /// is the request counted). Also records cost metrics.
-    pub fn settle(self, usage: Option<&Usage>, succeeded: bool) {
+    /// is the request counted). Returns the cost charged, in nano-dollars
+    /// (the request's record counts it in the metrics).
+    pub fn settle(self, usage: Option<&Usage>, succeeded: bool) -> i64 {
         let tu = usage.map(token_use).unwrap_or_default();
         let cost = self.price.map_or(0, |p| p.cost(&tu));
-        if usage.is_some() && cost > 0 {
-            metrics::counter!("heimdall_cost_nanodollars_total",
-                "provider" => self.target.provider.clone(), "model" => self.target.model.clone())
-            .increment(u64::try_from(cost).unwrap_or(0));
-        }
         if let Some(a) = self.inner {
             let tokens = i64::try_from(tu.prompt.saturating_add(tu.completion)).unwrap_or(i64::MAX);
             a.reservation.settle(
@@ -92,6 +88,7 @@ impl Admission {
                 self.clock.now(),
             );
         }
+        cost
     }
 
     /// `x-ratelimit-*` and `x-heimdall-budget-remaining` for a governed answer.
@@ -99,28 +96,38 @@ impl Admission {
         let Some(a) = &self.inner else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                out.push((HeaderName::from_static(name), v));
-            }
+        let mut out = Vec::with_capacity(7);
+        // numbers straight into header values: no text to allocate or check
+        let mut put = |name: &'static str, value: HeaderValue| {
+            out.push((HeaderName::from_static(name), value));
         };
+        let text = |t: String| HeaderValue::from_str(&t).ok();
         let h = a.headrooms;
         if let Some(r) = h.requests {
-            put("x-ratelimit-limit-requests", r.limit.to_string());
-            put("x-ratelimit-remaining-requests", r.remaining.to_string());
-            put("x-ratelimit-reset-requests", reset_text(r.reset_secs));
+            put("x-ratelimit-limit-requests", HeaderValue::from(r.limit));
+            put(
+                "x-ratelimit-remaining-requests",
+                HeaderValue::from(r.remaining),
+            );
+            if let Some(v) = text(reset_text(r.reset_secs)) {
+                put("x-ratelimit-reset-requests", v);
+            }
         }
         if let Some(t) = h.tokens {
-            put("x-ratelimit-limit-tokens", t.limit.to_string());
-            put("x-ratelimit-remaining-tokens", t.remaining.to_string());
-            put("x-ratelimit-reset-tokens", reset_text(t.reset_secs));
-        }
-        if let Some(b) = h.budget_remaining {
+            put("x-ratelimit-limit-tokens", HeaderValue::from(t.limit));
             put(
-                "x-heimdall-budget-remaining",
-                format!("{:.6}", b as f64 / 1e9),
+                "x-ratelimit-remaining-tokens",
+                HeaderValue::from(t.remaining),
             );
+            if let Some(v) = text(reset_text(t.reset_secs)) {
+                put("x-ratelimit-reset-tokens", v);
+            }
+        }
+        if let Some(v) = h
+            .budget_remaining
+            .and_then(|b| text(format!("{:.6}", b as f64 / 1e9)))
+        {
+            put("x-heimdall-budget-remaining", v);
         }
         out
     }
@@ -184,7 +191,7 @@ pub fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
             Err(denial_error(&Denial::VirtualKeyRequired))
         }
         None => Ok(Caller {
-            user: "anonymous".to_owned(),
+            user: anonymous(),
             governed: None,
         }),
         Some(value) => {
@@ -206,11 +213,17 @@ pub fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
                 Err(d) => return Err(denial_error(&d)),
             };
             Ok(Caller {
-                user: caller.user.user_id.to_string(),
+                user: caller.user.user_id.clone(),
                 governed: Some(caller),
             })
         }
     }
+}
+
+/// The user name of ungoverned requests, allocated once.
+pub fn anonymous() -> Arc<str> {
+    static ANONYMOUS: OnceLock<Arc<str>> = OnceLock::new();
+    ANONYMOUS.get_or_init(|| Arc::from("anonymous")).clone()
 }
 
 /// The price of a target, by provider name then kind.

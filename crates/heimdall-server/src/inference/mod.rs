@@ -20,10 +20,11 @@ mod telemetry;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use heimdall_providers::ChatBytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -61,6 +62,63 @@ fn openai_routes(prefix: &str, route: RouteKind) -> Router<AppState> {
         )
 }
 
+/// `extra_fields` of a non-stream answer.
+#[derive(Serialize)]
+struct ExtraFields<'a> {
+    provider: &'a str,
+    model_requested: &'a str,
+    model_used: &'a str,
+}
+
+/// A non-stream chat answer passed on as bytes: `extra_fields` is spliced
+/// in before the closing brace, so the upstream's body is neither parsed
+/// into a tree nor re-encoded (its field order is kept too). A body that
+/// already has `extra_fields`, or that does not end in `}`, takes the
+/// slower path through a JSON tree.
+fn json_bytes_answer(answer: ChatBytes, target: &Target, requested: &str) -> Response {
+    let extra = ExtraFields {
+        provider: &target.provider,
+        model_requested: requested,
+        model_used: &target.model,
+    };
+    let body = match splice_extra_fields(&answer.body, &extra) {
+        Some(b) if !answer.has_extra_fields => b,
+        _ => {
+            let value: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            return json_answer(&value, target, requested);
+        }
+    };
+    let mut resp = Response::new(axum::body::Body::from(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&target.label()) {
+        h.insert("x-heimdall-provider", v);
+    }
+    resp
+}
+
+/// `{…}` → `{…,"extra_fields":{…}}`; `None` if `body` is not an object's text.
+fn splice_extra_fields(body: &[u8], extra: &ExtraFields<'_>) -> Option<Vec<u8>> {
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[start] != b'{' || body[end] != b'}' || start >= end {
+        return None;
+    }
+    let empty = body[start + 1..end].iter().all(u8::is_ascii_whitespace);
+    let mut out = Vec::with_capacity(end + 128);
+    out.extend_from_slice(&body[..end]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"extra_fields\":");
+    serde_json::to_writer(&mut out, extra).ok()?;
+    out.push(b'}');
+    Some(out)
+}
+
 /// A non-stream JSON answer with `extra_fields` and `x-heimdall-provider`.
 fn json_answer<T: Serialize>(body: &T, target: &Target, requested: &str) -> Response {
     let mut value = serde_json::to_value(body).unwrap_or(Value::Null);
@@ -75,4 +133,41 @@ fn json_answer<T: Serialize>(body: &T, target: &Target, requested: &str) -> Resp
         resp.headers_mut().insert("x-heimdall-provider", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extra() -> ExtraFields<'static> {
+        ExtraFields {
+            provider: "openai",
+            model_requested: "openai/m\"x",
+            model_used: "m\"x",
+        }
+    }
+
+    fn spliced(body: &str) -> Option<Value> {
+        splice_extra_fields(body.as_bytes(), &extra())
+            .map(|b| serde_json::from_slice(&b).expect("valid JSON"))
+    }
+
+    #[test]
+    fn extra_fields_are_spliced_into_the_object_keeping_its_fields() {
+        let v = spliced("{\"id\":\"a\",\"choices\":[]}\n").unwrap();
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["extra_fields"]["provider"], "openai");
+        assert_eq!(v["extra_fields"]["model_requested"], "openai/m\"x");
+        assert_eq!(v["extra_fields"]["model_used"], "m\"x");
+        let empty = spliced(" { } ").unwrap();
+        assert_eq!(empty.as_object().map(|o| o.len()), Some(1));
+    }
+
+    #[test]
+    fn what_is_not_an_object_is_not_spliced() {
+        assert!(spliced("[1]").is_none());
+        assert!(spliced("").is_none());
+        assert!(spliced("{").is_none());
+        assert!(spliced("\"{}\"").is_none());
+    }
 }

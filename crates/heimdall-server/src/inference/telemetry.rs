@@ -5,6 +5,7 @@
 //! It also holds the governance admission so that settlement happens exactly
 //! once, whatever path the request takes. It must not block or do I/O.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use heimdall_providers::types::Usage;
@@ -27,6 +28,18 @@ pub enum Outcome {
     ClientClosed,
 }
 
+impl Outcome {
+    /// The name in the request log.
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::ClientClosed => "client_closed",
+        }
+    }
+}
+
 /// One request's record; emits on drop.
 #[derive(Debug)]
 pub struct RequestRecord {
@@ -39,7 +52,11 @@ pub struct RequestRecord {
     pub status: u16,
     pub outcome: Outcome,
     pub usage: Option<Usage>,
-    pub user: String,
+    pub user: Arc<str>,
+    /// The virtual key's id (never its value), when governed.
+    pub key_id: Option<Arc<str>>,
+    /// Nano-dollars charged at settlement.
+    cost_nanos: i64,
     admission: Option<Admission>,
     /// ceil(request bytes / 4), for charging a stream cut short.
     pub prompt_estimate: u64,
@@ -61,7 +78,9 @@ impl RequestRecord {
             status: 200,
             outcome: Outcome::Running,
             usage: None,
-            user: "anonymous".to_owned(),
+            user: super::governance_seam::anonymous(),
+            key_id: None,
+            cost_nanos: 0,
             admission: None,
             prompt_estimate: 0,
             streamed_chars: 0,
@@ -81,7 +100,7 @@ impl RequestRecord {
     /// Holds the admission of the attempt that answered (settled on drop).
     pub fn hold(&mut self, admission: Admission) {
         if let Some(old) = self.admission.replace(admission) {
-            old.settle(None, false);
+            self.cost_nanos += old.settle(None, false);
         }
     }
 
@@ -90,7 +109,7 @@ impl RequestRecord {
     /// that reads its quota right after the stream sees the charge.
     pub fn settle_now(&mut self) {
         if let Some(a) = self.admission.take() {
-            a.settle(self.usage.as_ref(), true);
+            self.cost_nanos += a.settle(self.usage.as_ref(), true);
         }
     }
 
@@ -144,7 +163,7 @@ impl Drop for RequestRecord {
             self.usage = Some(u);
         }
         if let Some(a) = self.admission.take() {
-            a.settle(self.usage.as_ref(), self.outcome != Outcome::Error);
+            self.cost_nanos += a.settle(self.usage.as_ref(), self.outcome != Outcome::Error);
         }
         metrics::in_flight(self.route, -1.0);
         let total = self.started.elapsed();
@@ -172,19 +191,22 @@ impl Drop for RequestRecord {
             overhead,
             prompt_tokens: prompt,
             completion_tokens: completion,
+            cost_nanos: self.cost_nanos,
         });
         tracing::info!(
             target: "heimdall::request",
             event_id = %self.event_id,
             route = self.route,
             request_type = self.request_type,
-            user = %self.user,
+            key_id = self.key_id.as_deref().unwrap_or(""),
+            user = &*self.user,
             provider,
             model,
             status,
-            outcome = ?self.outcome,
+            outcome = self.outcome.as_str(),
             prompt_tokens = prompt,
             completion_tokens = completion,
+            cost_usd = self.cost_nanos as f64 / 1e9,
             upstream_ms = self.upstream.as_secs_f64() * 1000.0,
             overhead_ms = overhead.as_secs_f64() * 1000.0,
             "request"
