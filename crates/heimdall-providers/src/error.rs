@@ -97,28 +97,6 @@ impl ProviderError {
             _ => None,
         }
     }
-
-    /// Maps a transport error of reqwest onto our variants.
-    pub fn from_transport(err: &reqwest::Error) -> Self {
-        if err.is_timeout() {
-            Self::Timeout(err.to_string())
-        } else {
-            Self::Unavailable(describe(err))
-        }
-    }
-}
-
-/// reqwest's Display hides the cause ("error sending request"); walk the chain
-/// so the client sees "connection refused" and the like.
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod anthropic;
 pub mod config;
 pub mod conformance;
 pub mod error;
+pub mod http_client;
 pub mod keys;
 pub mod openai;
 pub mod provider;

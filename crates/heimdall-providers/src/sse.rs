@@ -92,7 +92,7 @@ impl SseParser {
 /// Turns an HTTP body stream into a stream of SSE events. A transport error
 /// mid-way becomes `StreamInterrupted`; a timeout becomes `Timeout`.
 pub fn events(
-    body: impl futures::Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+    body: impl futures::Stream<Item = Result<Bytes, ProviderError>> + Send + 'static,
 ) -> BoxStream<'static, Result<SseEvent, ProviderError>> {
     let state = (
         Box::pin(body),
@@ -115,13 +115,8 @@ pub fn events(
                         let chunk = bytes.copy_to_bytes(bytes.remaining());
                         queue.extend(parser.push(&chunk));
                     }
-                    Some(Err(e)) => {
+                    Some(Err(err)) => {
                         done = true;
-                        let err = if e.is_timeout() {
-                            ProviderError::Timeout(e.to_string())
-                        } else {
-                            ProviderError::StreamInterrupted(e.to_string())
-                        };
                         return Some((Err(err), (body, parser, queue, done)));
                     }
                     None => {

@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::NetworkConfig;
 use crate::error::ProviderError;
+use crate::http_client::{HttpClient, RequestBuilder, Response};
 
 /// Connect timeout of inference.md §Behaviour.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,26 +22,19 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ERROR_TEXT: usize = 1000;
 
 /// Builds the pooled client of one upstream.
-pub fn build_client(network: &NetworkConfig) -> Result<reqwest::Client, ProviderError> {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(network.request_timeout())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| ProviderError::InvalidRequest(format!("cannot build HTTP client: {e}")))
+pub fn build_client(network: &NetworkConfig) -> Result<HttpClient, ProviderError> {
+    HttpClient::new(network.request_timeout(), CONNECT_TIMEOUT)
 }
 
-/// The URLs of one upstream's endpoints, parsed once when the provider is
+/// The URIs of one upstream's endpoints, parsed once when the provider is
 /// built: parsing the URL text on every call showed as about 4 % of a
 /// governed request's CPU in a profile. A base URL that does not parse is
-/// kept as text, so that the call fails as it always did (with the
-/// client's own error) rather than the provider refusing to be built.
+/// kept as text, so that the call fails (502, naming the URL) as it always
+/// did, rather than the provider refusing to be built.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     base: String,
-    parsed: Vec<(&'static str, reqwest::Url)>,
+    parsed: Vec<(&'static str, Uri)>,
 }
 
 impl Endpoints {
@@ -48,23 +42,29 @@ impl Endpoints {
     pub fn new(base: String, paths: &[&'static str]) -> Self {
         let parsed = paths
             .iter()
-            .filter_map(|p| Some((*p, reqwest::Url::parse(&format!("{base}{p}")).ok()?)))
+            .filter_map(|p| Some((*p, parse_uri(&format!("{base}{p}"))?)))
             .collect();
         Self { base, parsed }
     }
 
     /// A request to `base` + `path`.
-    pub fn request(
-        &self,
-        client: &reqwest::Client,
-        method: http::Method,
-        path: &str,
-    ) -> reqwest::RequestBuilder {
-        match self.parsed.iter().find(|(p, _)| *p == path) {
-            Some((_, url)) => client.request(method, url.clone()),
-            None => client.request(method, format!("{}{path}", self.base)),
-        }
+    pub fn request(&self, client: &HttpClient, method: http::Method, path: &str) -> RequestBuilder {
+        let uri = match self.parsed.iter().find(|(p, _)| *p == path) {
+            Some((_, uri)) => Ok(uri.clone()),
+            None => {
+                let text = format!("{}{path}", self.base);
+                parse_uri(&text).ok_or(text)
+            }
+        };
+        client.request(method, uri)
     }
+}
+
+/// An absolute `http` or `https` URI.
+fn parse_uri(text: &str) -> Option<Uri> {
+    let uri: Uri = text.parse().ok()?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    (scheme_ok && uri.host().is_some()).then_some(uri)
 }
 
 /// `extra_headers` as a HeaderMap; invalid names or values are a config error.
@@ -85,11 +85,8 @@ pub fn header_map(
 }
 
 /// Sends a request; a non-2xx answer becomes `ProviderError::Upstream`.
-pub async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| ProviderError::from_transport(&e))?;
+pub async fn send(req: RequestBuilder) -> Result<Response, ProviderError> {
+    let resp = req.send().await?;
     if resp.status().is_success() {
         return Ok(resp);
     }
@@ -97,24 +94,18 @@ pub async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Pro
 }
 
 /// Reads a whole 2xx body and decodes it.
-pub async fn read_json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ProviderError> {
+pub async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, ProviderError> {
     let body = read_body(resp).await?;
     serde_json::from_slice(&body).map_err(|e| ProviderError::BadResponse(e.to_string()))
 }
 
 /// Reads a whole 2xx body.
-pub async fn read_body(resp: reqwest::Response) -> Result<Bytes, ProviderError> {
-    resp.bytes().await.map_err(|e| {
-        if e.is_timeout() {
-            ProviderError::Timeout(e.to_string())
-        } else {
-            ProviderError::StreamInterrupted(e.to_string())
-        }
-    })
+pub async fn read_body(resp: Response) -> Result<Bytes, ProviderError> {
+    resp.bytes().await
 }
 
 /// An upstream error answer, with the upstream's own message when it has one.
-pub async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+pub async fn error_from_response(resp: Response) -> ProviderError {
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -172,27 +163,24 @@ pub fn unix_now() -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn endpoints_join_base_and_path_parsed_or_not() {
-        let client = reqwest::Client::new();
+    #[tokio::test]
+    async fn endpoints_join_base_and_path_parsed_or_not() {
         let ok = Endpoints::new("http://127.0.0.1:9/api".into(), &["/v1/models"]);
-        let built = |e: &Endpoints, path| {
-            e.request(&client, http::Method::GET, path)
-                .build()
-                .map(|r| r.url().to_string())
-        };
         assert_eq!(
-            built(&ok, "/v1/models").unwrap(),
+            ok.parsed[0].1.to_string(),
             "http://127.0.0.1:9/api/v1/models"
         );
-        // a path not declared up front is joined on the spot
-        assert_eq!(
-            built(&ok, "/v1/other").unwrap(),
-            "http://127.0.0.1:9/api/v1/other"
-        );
-        // a base that does not parse fails on the call, not before
+        // a base that does not parse fails on the call, naming the URL
+        let client = build_client(&NetworkConfig::default()).unwrap();
         let bad = Endpoints::new("not a url".into(), &["/v1/models"]);
-        assert!(built(&bad, "/v1/models").is_err());
+        assert!(bad.parsed.is_empty());
+        let err = send(bad.request(&client, http::Method::GET, "/v1/models"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProviderError::Unavailable(_)));
+        assert!(err.to_string().contains("not a url/v1/models"), "{err}");
+        assert!(parse_uri("ftp://host/x").is_none());
+        assert!(parse_uri("/relative").is_none());
     }
 
     #[test]

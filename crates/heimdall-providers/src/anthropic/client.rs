@@ -14,6 +14,7 @@ use super::stream::{AnthropicToOpenAi, stream_error};
 use super::wire::{ANTHROPIC_VERSION, MessagesRequest, MessagesResponse};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
+use crate::http_client::{HttpClient, RequestBuilder, Response};
 use crate::openai::wire::ModelList;
 use crate::provider::{
     BoxFut, Call, ChatStream, ChunkEvent, MessagesEvent, MessagesStream, Provider,
@@ -25,7 +26,7 @@ use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingRespons
 /// An Anthropic-kind upstream.
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
-    client: reqwest::Client,
+    client: HttpClient,
     endpoints: Endpoints,
     extra_headers: HeaderMap,
 }
@@ -43,7 +44,7 @@ impl AnthropicProvider {
         })
     }
 
-    fn request(&self, method: http::Method, path: &str, call: &Call) -> reqwest::RequestBuilder {
+    fn request(&self, method: http::Method, path: &str, call: &Call) -> RequestBuilder {
         let mut headers = call.headers.clone();
         for (k, v) in &self.extra_headers {
             headers.insert(k.clone(), v.clone());
@@ -71,7 +72,7 @@ impl AnthropicProvider {
         &self,
         call: &Call,
         body: &MessagesRequest,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<Response, ProviderError> {
         send(
             self.request(http::Method::POST, "/v1/messages", call)
                 .json(body),

@@ -11,6 +11,7 @@ use super::convert::{decode_chunk, read_answer_head, stream_request};
 use super::wire::ModelList;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
+use crate::http_client::{HttpClient, RequestBuilder};
 use crate::provider::{BoxFut, Call, ChatBytes, ChatStream, Provider};
 use crate::sse;
 use crate::transport::{Endpoints, build_client, header_map, read_body, read_json, send};
@@ -19,7 +20,7 @@ use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingRespons
 /// An OpenAI-kind upstream.
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
-    client: reqwest::Client,
+    client: HttpClient,
     endpoints: Endpoints,
     extra_headers: HeaderMap,
 }
@@ -37,7 +38,7 @@ impl OpenAiProvider {
         })
     }
 
-    fn request(&self, method: http::Method, path: &str, call: &Call) -> reqwest::RequestBuilder {
+    fn request(&self, method: http::Method, path: &str, call: &Call) -> RequestBuilder {
         let mut headers = call.headers.clone();
         for (k, v) in &self.extra_headers {
             headers.insert(k.clone(), v.clone());
