@@ -104,6 +104,8 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     let ansi = std::io::stderr().is_terminal();
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // 16k lines of burst; the default 128k preallocates ~4 MB
+        .buffered_lines_limit(16_384)
         .thread_name("heimdall-log")
         .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()

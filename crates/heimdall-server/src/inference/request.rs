@@ -7,6 +7,9 @@
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use heimdall_providers::ProviderError;
+use heimdall_providers::anthropic::wire::MessagesRequest;
+use heimdall_providers::types::{ChatRequest, EmbeddingRequest};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -30,8 +33,44 @@ pub struct Decoded<T> {
     pub targets: Vec<Target>,
 }
 
+/// A request body type of the inference edge: `fallbacks` is Heimdall's
+/// own field and is taken out of the body's unknown fields, never sent on.
+pub trait InferenceBody: DeserializeOwned {
+    /// The fields the type does not name (forwarded upstream as they are).
+    fn extra_mut(&mut self) -> &mut Map<String, Value>;
+}
+
+impl InferenceBody for ChatRequest {
+    fn extra_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl InferenceBody for EmbeddingRequest {
+    fn extra_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl InferenceBody for MessagesRequest {
+    fn extra_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+/// The two fields checked before the body's shape: read in a first pass
+/// that skips everything else without building it (one JSON tree of the
+/// whole body, then a conversion of it, cost twice this).
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    model: Option<Value>,
+    #[serde(default)]
+    fallbacks: Option<Value>,
+}
+
 /// Reads and checks a request whose JSON body decodes into `T`.
-pub async fn decode<T: DeserializeOwned>(
+pub async fn decode<T: InferenceBody>(
     state: &AppState,
     route: RouteKind,
     req: Request,
@@ -39,16 +78,19 @@ pub async fn decode<T: DeserializeOwned>(
     let headers = req.headers().clone();
     let bytes = read_body(req, state).await?;
     let caller = governance_seam::identify(state, &headers)?;
-    let mut map: Map<String, Value> = match crate::extract::parse_json::<Value>(&bytes)? {
-        Value::Object(m) => m,
-        _ => {
-            return Err(ApiError::invalid_request(
-                "the request body must be a JSON object",
-            ));
-        }
-    };
-    let model = match map.get("model") {
-        Some(Value::String(s)) => s.clone(),
+    let head: Head = crate::extract::parse_json(&bytes)?;
+    // a struct also reads from a JSON array: only an object is a body
+    let is_object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if !is_object {
+        return Err(ApiError::invalid_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    let model = match head.model {
+        Some(Value::String(s)) => s,
         None | Some(Value::Null) => {
             return Err(ApiError::invalid_request(
                 "the request body has no \"model\"; set it to \"provider/model\", e.g. \"openai/gpt-4o-mini\"",
@@ -59,7 +101,7 @@ pub async fn decode<T: DeserializeOwned>(
             return Err(ApiError::invalid_request("\"model\" must be a string").with_param("model"));
         }
     };
-    let fallbacks = take_fallbacks(&mut map)?;
+    let fallbacks = fallbacks_of(head.fallbacks)?;
     let snapshot = state.providers.snapshot();
     let default = state.config.server.default_provider.as_deref();
     let is_provider = |p: &str| snapshot.contains(p);
@@ -69,11 +111,8 @@ pub async fn decode<T: DeserializeOwned>(
             .map_err(|msg| ApiError::invalid_request(msg).with_param("model"))?;
         targets.push(t);
     }
-    let body: T = serde_json::from_value(Value::Object(map)).map_err(|e| {
-        ApiError::invalid_request(format!(
-            "the request body does not match the expected shape: {e}"
-        ))
-    })?;
+    let mut body: T = crate::extract::parse_json(&bytes)?;
+    body.extra_mut().remove("fallbacks");
     Ok(Decoded {
         caller,
         headers,
@@ -84,24 +123,22 @@ pub async fn decode<T: DeserializeOwned>(
     })
 }
 
-/// Removes `fallbacks` (never forwarded) and checks it is a list of strings.
-fn take_fallbacks(map: &mut Map<String, Value>) -> Result<Vec<String>, ApiError> {
-    match map.remove("fallbacks") {
+/// `fallbacks` (never forwarded) as a list of strings.
+fn fallbacks_of(value: Option<Value>) -> Result<Vec<String>, ApiError> {
+    let invalid = || {
+        ApiError::invalid_request("\"fallbacks\" must be a list of \"provider/model\" strings")
+            .with_param("fallbacks")
+    };
+    match value {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::Array(items)) => items
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
-                _ => Err(ApiError::invalid_request(
-                    "\"fallbacks\" must be a list of \"provider/model\" strings",
-                )
-                .with_param("fallbacks")),
+                _ => Err(invalid()),
             })
             .collect(),
-        Some(_) => Err(ApiError::invalid_request(
-            "\"fallbacks\" must be a list of \"provider/model\" strings",
-        )
-        .with_param("fallbacks")),
+        Some(_) => Err(invalid()),
     }
 }
 
