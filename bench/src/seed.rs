@@ -327,4 +327,60 @@ mod tests {
         assert_eq!((index.key_count(), index.user_count()), (25, 25));
         store.close().await;
     }
+
+    #[tokio::test]
+    async fn index_pages_cover_every_user_once_with_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed.db");
+        seed(&path, 103, 5).await.unwrap();
+        let store = heimdall_store::Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let keys = store.list_key_records().await.unwrap();
+        let copies = store.list_all_copies().await.unwrap();
+        let mut interner = heimdall_core::policy::Interner::default();
+        let mut builder = heimdall_core::policy::SnapshotBuilder::new(103, 103);
+        let (mut after, mut seen, mut pages) = (None::<String>, Vec::new(), 0);
+        loop {
+            let page = store.index_page(after.as_deref(), 10).await.unwrap();
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            pages += 1;
+            for (uid, rec) in &page {
+                assert!(rec.keys.iter().all(|k| &k.user_id == uid));
+                assert!(rec.copies.iter().all(|c| &c.user_id == uid));
+                assert_eq!((rec.keys.len(), rec.copies.len()), (1, 1));
+                seen.push(uid.clone());
+            }
+            builder.add_page(&mut interner, &page);
+        }
+        assert_eq!(pages, 11, "ten full pages and one of three");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, seen, "in id order, each user once");
+        assert_eq!(seen.len(), 103);
+        assert_eq!(store.index_counts().await.unwrap(), (103, 103));
+        let paged = builder.finish();
+        let one_shot = heimdall_core::policy::Snapshot::build(&keys, &copies);
+        assert_eq!(paged.key_count(), one_shot.key_count());
+        assert_eq!(paged.user_count(), one_shot.user_count());
+        let now = chrono::Utc::now();
+        for i in 0..103 {
+            let h = heimdall_core::policy::key_hash(&key_value(i));
+            let (a, b) = (paged.key(&h, now).unwrap(), one_shot.key(&h, now).unwrap());
+            assert_eq!((&a.key_id, &a.name), (&b.key_id, &b.name));
+            assert_eq!(a.user.user_id, b.user.user_id);
+            let (ca, cb) = (&a.user.copies[0], &b.user.copies[0]);
+            assert_eq!((ca.id, &ca.name), (cb.id, &cb.name));
+            let ids = |c: &heimdall_core::policy::CopyEntry| {
+                c.limits
+                    .iter()
+                    .map(|l| (l.limit_id.to_string(), l.anchor))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(ca), ids(cb));
+        }
+        store.close().await;
+    }
 }

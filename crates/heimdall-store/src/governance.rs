@@ -64,6 +64,94 @@ impl Store {
         key_records(&rows)
     }
 
+    /// How many users and keys the store holds (to size the index before a
+    /// paged build).
+    pub async fn index_counts(&self) -> Result<(u64, u64), StoreError> {
+        let count = |table: &'static str| async move {
+            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+            Ok::<u64, StoreError>(u64::try_from(n).unwrap_or(0))
+        };
+        Ok((count("users").await?, count("virtual_keys").await?))
+    }
+
+    /// Up to `limit` users with ids after `after` (from the start when
+    /// `None`), in id order, each with its keys and copies: one page of a
+    /// policy-index build. Keyset pagination, so every page costs the same
+    /// however far in; the next page starts after the last id returned, and
+    /// an empty page is the end. Users with neither keys nor copies come
+    /// back with empty records.
+    pub async fn index_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, UserRecords)>, StoreError> {
+        let limit = i64::from(limit);
+        let ids: Vec<String> = match after {
+            None => {
+                sqlx::query("SELECT id FROM users ORDER BY id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(after) => {
+                sqlx::query("SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        }
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+            return Ok(Vec::new());
+        };
+        // The page's users are exactly those in [first, last]: the range
+        // uses the same ordering as the query above, on either backend.
+        let mut by_user: std::collections::HashMap<String, UserRecords> = ids
+            .iter()
+            .map(|id| (id.clone(), UserRecords::default()))
+            .collect();
+        let key_rows = sqlx::query(&format!(
+            "SELECT {KEY_RECORD_COLUMNS} FROM virtual_keys WHERE user_id >= $1 AND user_id <= $2"
+        ))
+        .bind(first.as_str())
+        .bind(last.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        for k in key_records(&key_rows)? {
+            if let Some(rec) = by_user.get_mut(&k.user_id) {
+                rec.keys.push(k);
+            }
+        }
+        drop(key_rows);
+        let copy_rows = sqlx::query(&format!(
+            "SELECT {} FROM user_profiles WHERE user_id >= $1 AND user_id <= $2",
+            crate::provision::COPY_COLUMNS
+        ))
+        .bind(first.as_str())
+        .bind(last.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &copy_rows {
+            let c = crate::provision::copy_from_row(r)?;
+            if let Some(rec) = by_user.get_mut(&c.user_id) {
+                rec.copies.push(c);
+            }
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let rec = by_user.remove(&id).unwrap_or_default();
+                (id, rec)
+            })
+            .collect())
+    }
+
     /// One user's keys and copies, for updating the index after a write
     /// that touched only that user (empty when the user is gone).
     pub async fn user_index_records(&self, user_id: &str) -> Result<UserRecords, StoreError> {

@@ -24,7 +24,7 @@ use crate::windows::cycles_remaining;
 /// The caller a key identifies.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key_id: Arc<str>,
+    pub key_id: super::ids::CompactId,
     pub key_name: Arc<str>,
     pub user: Arc<UserEntry>,
 }
@@ -144,7 +144,7 @@ fn slot_applies(slot: &LimitSlot, provider: &str) -> bool {
 }
 
 fn effective_max(slot: &LimitSlot, window_index: i64) -> i64 {
-    match slot.override_ {
+    match slot.override_.as_deref() {
         Some(o)
             if o.cycles
                 .is_none_or(|n| cycles_remaining(o.set_window_index, n, window_index) > 0) =>
@@ -241,14 +241,16 @@ fn reserve(
         .map(|s| {
             let w = s.def.spec.window_at(from_ms(s.anchor), now);
             let c = s.counter.get_or_init(|| {
-                counters.get_or_create(
-                    &s.limit_id,
-                    s.def.kind,
-                    copy.id,
-                    &s.def.duration,
-                    s.anchor,
-                    ms(w.start),
-                )
+                s.limit_id.with_str(|limit_id| {
+                    counters.get_or_create(
+                        limit_id,
+                        s.def.kind,
+                        copy.id,
+                        &s.def.duration,
+                        s.anchor,
+                        ms(w.start),
+                    )
+                })
             });
             (c, *s, w)
         })

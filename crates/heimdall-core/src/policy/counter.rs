@@ -136,7 +136,7 @@ impl CounterStore {
     /// id: it is replaced by a fresh one.
     pub fn get_or_create(
         &self,
-        limit_id: &Arc<str>,
+        limit_id: &str,
         kind: CounterKind,
         copy_id: i64,
         duration: &Arc<str>,
@@ -146,12 +146,13 @@ impl CounterStore {
         let shard = &self.shards[shard_of(limit_id)];
         let mut maps = shard.lock().unwrap_or_else(|e| e.into_inner());
         let map = &mut maps[slot(kind)];
-        if let Some(c) = map.get(&**limit_id)
+        if let Some(c) = map.get(limit_id)
             && c.read().anchor == anchor
             && *c.duration == **duration
         {
             return c.clone();
         }
+        let limit_id: Arc<str> = Arc::from(limit_id);
         let c = Arc::new(Counter::new(
             limit_id.clone(),
             kind,
@@ -164,7 +165,7 @@ impl CounterStore {
                 reserved: 0,
             },
         ));
-        map.insert(limit_id.clone(), c.clone());
+        map.insert(limit_id, c.clone());
         c
     }
 

@@ -4,11 +4,15 @@
 //! deterministic given (snapshot, counters, clock): no I/O, no async.
 
 mod admit;
+mod build;
 mod counter;
 mod denial;
+mod ids;
 mod rules;
 mod snapshot;
 
+#[cfg(test)]
+mod build_tests;
 #[cfg(test)]
 mod tests;
 
@@ -16,12 +20,14 @@ pub use admit::{
     Admission, Caller, Demand, Headroom, Headrooms, Reservation, Settlement, admit, format_time,
     identify,
 };
+pub use build::{Interner, SnapshotBuilder};
 pub use counter::{Counter, CounterState, CounterStore};
 pub use denial::{Denial, LimitBreach};
+pub use ids::CompactId;
 pub use rules::{CompiledRules, Grant, ModelRule};
 pub use snapshot::{
-    CopyEntry, Interner, KeyEntry, KeyHash, KeyRecord, LimitDef, LimitSlot, Snapshot, UserEntry,
-    UserRecords, parse_hash,
+    CopyEntry, KeyEntry, KeyHash, KeyRecord, LimitDef, LimitSlot, SlotOverride, Snapshot,
+    UserEntry, UserRecords, parse_hash,
 };
 
 /// SHA-256 of a presented key value, as the index keys it.

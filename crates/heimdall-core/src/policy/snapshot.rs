@@ -1,18 +1,28 @@
 //! The policy index: an immutable snapshot mapping key hashes to users and
 //! users to their copies, with compiled rules and limit definitions shared
-//! between copies that carry the same policy. Built from store records;
-//! replaced whole (the server swaps an `Arc`) after every management write.
+//! between copies that carry the same policy. Built from store records
+//! (`build.rs`); replaced whole (the server swaps an `Arc`) after a
+//! template-wide write, or shard by shard after a write to a few users.
+//!
+//! At a million keys the index is most of the process's memory, so its
+//! entries are compact: ids are 16-byte UUIDs where they parse
+//! (`ids.rs`), a user's copies and key hashes sit inline in the user's one
+//! allocation, and the number of shards is chosen from the number of
+//! entries so that the hash tables inside are well filled.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
+use super::counter::Counter;
+use super::ids::CompactId;
 use super::rules::CompiledRules;
-use crate::copy::{CounterKind, UserCopy};
-use crate::limits::spec_for;
-use crate::profile::{LimitOwner, Policy};
+use crate::copy::CounterKind;
+use crate::profile::LimitOwner;
 use crate::windows::WindowSpec;
 
 /// A key as the index needs it (from the store; never the value).
@@ -54,13 +64,14 @@ pub struct SlotOverride {
 #[derive(Debug, Clone)]
 pub struct LimitSlot {
     pub def: Arc<LimitDef>,
-    pub limit_id: Arc<str>,
+    pub limit_id: CompactId,
     /// Unix ms.
     pub anchor: i64,
-    pub override_: Option<SlotOverride>,
+    /// Boxed: overrides are rare, and a slot exists per limit per user.
+    pub override_: Option<Box<SlotOverride>>,
     /// The counter, resolved on first use and kept for this snapshot's life,
     /// so that later requests skip the counter map.
-    pub counter: std::sync::OnceLock<Arc<super::counter::Counter>>,
+    pub counter: OnceLock<Arc<Counter>>,
 }
 
 /// A copy as the engine sees it.
@@ -71,7 +82,6 @@ pub struct CopyEntry {
     pub name: Arc<str>,
     pub is_active: bool,
     pub expires_at: Option<DateTime<Utc>>,
-    pub assigned_at: DateTime<Utc>,
     pub rules: Arc<CompiledRules>,
     pub limits: Box<[LimitSlot]>,
 }
@@ -83,19 +93,20 @@ impl CopyEntry {
 }
 
 /// A user with copies ordered by `assigned_at` (earlier copies win ties).
+/// Most users hold one copy and one key: both sit inline.
 #[derive(Debug)]
 pub struct UserEntry {
-    pub user_id: Arc<str>,
-    pub copies: Box<[CopyEntry]>,
+    pub user_id: CompactId,
+    pub copies: SmallVec<[CopyEntry; 1]>,
     /// Hashes under which this user's keys are indexed (current values and
     /// old values in their grace), so that an update can remove them.
-    pub key_hashes: Box<[KeyHash]>,
+    pub key_hashes: SmallVec<[KeyHash; 1]>,
 }
 
 /// What a key hash leads to.
 #[derive(Debug, Clone)]
 pub struct KeyEntry {
-    pub key_id: Arc<str>,
+    pub key_id: CompactId,
     pub name: Arc<str>,
     pub is_active: bool,
     pub expires_at: Option<DateTime<Utc>>,
@@ -122,37 +133,86 @@ impl Hasher for PreHashed {
 
 pub type KeyHash = [u8; 32];
 
-/// Number of shards of each map. An update copies only the shards it
-/// touches, so a change to one user costs a few thousand entries, not the
-/// whole index.
-const SHARDS: usize = 256;
+/// A user in its shard, found by its id (so the shard stores one pointer
+/// per user rather than the id twice).
+#[derive(Debug, Clone)]
+pub(super) struct UserRef(pub(super) Arc<UserEntry>);
 
-type KeyShard = HashMap<KeyHash, KeyEntry, BuildHasherDefault<PreHashed>>;
-type UserShard = HashMap<Arc<str>, Arc<UserEntry>, rustc_hash::FxBuildHasher>;
-
-/// Key shards are chosen by the hash's last byte; the map inside hashes by
-/// its first eight bytes, so the two never correlate.
-fn key_shard(h: &KeyHash) -> usize {
-    usize::from(h[31])
+impl PartialEq for UserRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.user_id == other.0.user_id
+    }
 }
 
-fn user_shard(user_id: &str) -> usize {
-    use std::hash::BuildHasher;
-    (rustc_hash::FxBuildHasher.hash_one(user_id) as usize) % SHARDS
+impl Eq for UserRef {}
+
+impl Hash for UserRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.user_id.hash(state);
+    }
+}
+
+impl Borrow<CompactId> for UserRef {
+    fn borrow(&self) -> &CompactId {
+        &self.0.user_id
+    }
+}
+
+pub(super) type KeyShard = HashMap<KeyHash, KeyEntry, BuildHasherDefault<PreHashed>>;
+pub(super) type UserShard = HashSet<UserRef, rustc_hash::FxBuildHasher>;
+
+/// At least this many shards: an update copies only the shards it touches,
+/// so a change to one user costs a few thousand entries, not the index.
+const MIN_SHARDS: usize = 256;
+
+/// How many shards hold `entries` entries. A hash table has a power of two
+/// of buckets and grows when 7/8 full, so a table sized by chance can be
+/// half empty (with 256 shards, a million keys make 3,906 per shard, just
+/// over the 3,584 of 4,096 buckets: 8,192 buckets, 48 % full). The count
+/// is chosen so that each shard lands at about 80 % of a power of two,
+/// just under the 87.5 % at which it would double.
+pub(super) fn shard_count(entries: usize) -> usize {
+    const FILL: f64 = 0.8;
+    let mut buckets = 16usize;
+    while (entries as f64) / (FILL * (buckets * 2) as f64) >= MIN_SHARDS as f64 {
+        buckets *= 2;
+    }
+    let shards = ((entries as f64) / (FILL * buckets as f64)).ceil() as usize;
+    shards.max(MIN_SHARDS)
+}
+
+/// Key shards are chosen by the hash's last eight bytes; the map inside
+/// hashes by its first eight, so the two never correlate.
+pub(super) fn key_shard(h: &KeyHash, shards: usize) -> usize {
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&h[24..]);
+    (u64::from_le_bytes(tail) % shards as u64) as usize
+}
+
+/// User shards are chosen by a different hash function than the one the
+/// set inside uses: with the same one, every id of a shard would share the
+/// hash's low bits, which are the bits the set uses to place entries, and
+/// they would pile up in a few places of the table.
+pub(super) fn user_shard(id: &CompactId, shards: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    (h.finish() % shards as u64) as usize
 }
 
 /// The immutable policy index.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    keys: Box<[Arc<KeyShard>]>,
-    users: Box<[Arc<UserShard>]>,
+    pub(super) keys: Box<[Arc<KeyShard>]>,
+    pub(super) users: Box<[Arc<UserShard>]>,
 }
 
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
-            keys: (0..SHARDS).map(|_| Arc::new(KeyShard::default())).collect(),
-            users: (0..SHARDS)
+            keys: (0..MIN_SHARDS)
+                .map(|_| Arc::new(KeyShard::default()))
+                .collect(),
+            users: (0..MIN_SHARDS)
                 .map(|_| Arc::new(UserShard::default()))
                 .collect(),
         }
@@ -163,7 +223,7 @@ impl Default for Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct UserRecords {
     pub keys: Vec<KeyRecord>,
-    pub copies: Vec<UserCopy>,
+    pub copies: Vec<crate::copy::UserCopy>,
 }
 
 /// Parses a lower-case hex SHA-256.
@@ -178,290 +238,63 @@ pub fn parse_hash(hex: &str) -> Option<KeyHash> {
     Some(out)
 }
 
-/// Interns shared pieces (compiled rules, limit definitions) across builds
-/// and updates, so that copies with equal policies share them.
-#[derive(Default)]
-pub struct Interner {
-    rules: HashMap<String, Arc<CompiledRules>>,
-    names: HashMap<String, Arc<str>>,
-    defs: HashMap<String, Arc<LimitDef>>,
-}
-
-impl Interner {
-    /// Copy names repeat their template's name: one allocation per name.
-    fn name(&mut self, n: &str) -> Arc<str> {
-        if let Some(a) = self.names.get(n) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(n);
-        self.names.insert(n.to_string(), a.clone());
-        a
-    }
-
-    fn rules(&mut self, p: &Policy) -> Arc<CompiledRules> {
-        let key = CompiledRules::share_key(p);
-        self.rules
-            .entry(key)
-            .or_insert_with(|| Arc::new(CompiledRules::compile(p)))
-            .clone()
-    }
-
-    fn def(
-        &mut self,
-        p: &Policy,
-        kind: CounterKind,
-        owner: LimitOwner,
-        max: i64,
-        duration: &str,
-        qsm: Option<u32>,
-    ) -> Option<Arc<LimitDef>> {
-        let spec = spec_for(p, duration, qsm)?;
-        let key = format!(
-            "{kind:?}|{owner:?}|{max}|{duration}|{}|{}|{qsm:?}",
-            p.calendar_aligned, p.timezone
-        );
-        Some(
-            self.defs
-                .entry(key)
-                .or_insert_with(|| {
-                    Arc::new(LimitDef {
-                        kind,
-                        owner,
-                        max,
-                        spec,
-                        duration: Arc::from(duration),
-                    })
-                })
-                .clone(),
-        )
-    }
-
-    fn slots(&mut self, c: &UserCopy) -> Vec<LimitSlot> {
-        let p = &c.policy;
-        let fallback = c.assigned_at;
-        let mut out = Vec::new();
-        let owners = std::iter::once((LimitOwner::Profile, &p.budgets, p.rate_limit.as_ref()))
-            .chain(p.provider_configs.iter().map(|pc| {
-                (
-                    LimitOwner::Provider(pc.provider_name.clone()),
-                    &pc.budgets,
-                    pc.rate_limit.as_ref(),
-                )
-            }));
-        for (owner, budgets, rl) in owners {
-            for b in budgets {
-                let qsm = b.reset_config.map(|r| r.quarter_start_month);
-                if let Some(def) = self.def(
-                    p,
-                    CounterKind::Budget,
-                    owner.clone(),
-                    b.max_limit.nanos(),
-                    &b.reset_duration,
-                    qsm,
-                ) {
-                    out.push(LimitSlot {
-                        def,
-                        limit_id: Arc::from(b.id.as_str()),
-                        anchor: b.created_at.unwrap_or(fallback).timestamp_millis(),
-                        override_: b.override_.as_ref().map(|o| SlotOverride {
-                            amount: o.amount.nanos(),
-                            cycles: o.cycles,
-                            set_window_index: o.set_window_index,
-                        }),
-                        counter: std::sync::OnceLock::new(),
-                    });
-                }
-            }
-            if let Some(rl) = rl {
-                let halves = [
-                    (
-                        CounterKind::Tokens,
-                        rl.token_max_limit,
-                        &rl.token_reset_duration,
-                        rl.token_created_at,
-                    ),
-                    (
-                        CounterKind::Requests,
-                        rl.request_max_limit,
-                        &rl.request_reset_duration,
-                        rl.request_created_at,
-                    ),
-                ];
-                for (kind, max, dur, created) in halves {
-                    let (Some(max), Some(dur)) = (max, dur) else {
-                        continue;
-                    };
-                    let max = i64::try_from(max).unwrap_or(i64::MAX);
-                    if let Some(def) = self.def(p, kind, owner.clone(), max, dur, None) {
-                        out.push(LimitSlot {
-                            def,
-                            limit_id: Arc::from(rl.id.as_str()),
-                            anchor: created.unwrap_or(fallback).timestamp_millis(),
-                            override_: None,
-                            counter: std::sync::OnceLock::new(),
-                        });
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Interner {
-    /// Builds a user's entry and its key entries.
-    fn user(
-        &mut self,
-        user_id: &str,
-        keys: &[&KeyRecord],
-        copies: &[&UserCopy],
-    ) -> (Arc<UserEntry>, Vec<(KeyHash, KeyEntry)>) {
-        let mut list: Vec<&UserCopy> = copies.to_vec();
-        list.sort_by_key(|c| (c.assigned_at, c.id));
-        let copies: Vec<CopyEntry> = list
-            .into_iter()
-            .map(|c| CopyEntry {
-                id: c.id,
-                parent_profile_id: c.parent_profile_id,
-                name: self.name(&c.name),
-                is_active: c.is_active,
-                expires_at: c.expires_at,
-                assigned_at: c.assigned_at,
-                rules: self.rules(&c.policy),
-                limits: self.slots(c).into_boxed_slice(),
-            })
-            .collect();
-        // Each key is indexed under its current value's hash and, during a
-        // rotation grace, under the old value's hash too.
-        let indexed: Vec<(&KeyRecord, KeyHash, Option<DateTime<Utc>>)> = keys
-            .iter()
-            .copied()
-            .flat_map(|k| {
-                let current = parse_hash(&k.hash).map(|h| (k, h, None));
-                let previous = match (
-                    k.previous_hash.as_deref().and_then(parse_hash),
-                    k.previous_valid_until,
-                ) {
-                    (Some(h), Some(until)) => Some((k, h, Some(until))),
-                    _ => None,
-                };
-                current.into_iter().chain(previous)
-            })
-            .collect();
-        let user = Arc::new(UserEntry {
-            user_id: Arc::from(user_id),
-            copies: copies.into_boxed_slice(),
-            key_hashes: indexed.iter().map(|(_, h, _)| *h).collect(),
-        });
-        let out = indexed
-            .into_iter()
-            .map(|(k, h, grace_until)| {
-                (
-                    h,
-                    KeyEntry {
-                        key_id: Arc::from(k.id.as_str()),
-                        name: Arc::from(k.name.as_str()),
-                        is_active: k.is_active,
-                        expires_at: k.expires_at,
-                        grace_until,
-                        user: user.clone(),
-                    },
-                )
-            })
-            .collect();
-        (user, out)
-    }
-}
-
 impl Snapshot {
-    /// Builds the index from every key and every copy.
-    pub fn build(keys: &[KeyRecord], copies: &[UserCopy]) -> Snapshot {
-        Snapshot::build_with(&mut Interner::default(), keys, copies)
-    }
-
-    /// As [`Snapshot::build`], sharing pieces through `interner`.
-    pub fn build_with(
-        interner: &mut Interner,
-        keys: &[KeyRecord],
-        copies: &[UserCopy],
-    ) -> Snapshot {
-        // Group by user without copying the records.
-        type Grouped<'a> = (Vec<&'a KeyRecord>, Vec<&'a UserCopy>);
-        let mut by_user: HashMap<&str, Grouped<'_>> = HashMap::new();
-        for c in copies {
-            by_user.entry(c.user_id.as_str()).or_default().1.push(c);
-        }
-        for k in keys {
-            by_user.entry(k.user_id.as_str()).or_default().0.push(k);
-        }
-        let mut key_shards: Vec<KeyShard> = (0..SHARDS).map(|_| KeyShard::default()).collect();
-        let mut user_shards: Vec<UserShard> = (0..SHARDS).map(|_| UserShard::default()).collect();
-        for (uid, (user_keys, user_copies)) in &by_user {
-            let (user, entries) = interner.user(uid, user_keys, user_copies);
-            for (h, e) in entries {
-                key_shards[key_shard(&h)].insert(h, e);
-            }
-            user_shards[user_shard(uid)].insert(user.user_id.clone(), user);
-        }
-        Snapshot {
-            keys: key_shards.into_iter().map(Arc::new).collect(),
-            users: user_shards.into_iter().map(Arc::new).collect(),
-        }
-    }
-
     /// A new index equal to this one except for the given users, whose keys
     /// and copies are replaced by `records` (a user with neither is removed).
     /// Only the shards those users live in are copied.
     pub fn with_users(
         &self,
-        interner: &mut Interner,
+        interner: &mut super::Interner,
         changes: &[(String, UserRecords)],
     ) -> Snapshot {
         let mut next = self.clone();
+        let (key_shards, user_shards) = (next.keys.len(), next.users.len());
         for (uid, rec) in changes {
-            let us = user_shard(uid);
-            if let Some(old) = next.users[us].get(uid.as_str()).cloned() {
-                for h in old.key_hashes.iter() {
-                    Arc::make_mut(&mut next.keys[key_shard(h)]).remove(h);
+            let id = CompactId::new(uid);
+            let us = user_shard(&id, user_shards);
+            if let Some(old) = next.users[us].get(&id).cloned() {
+                for h in old.0.key_hashes.iter() {
+                    Arc::make_mut(&mut next.keys[key_shard(h, key_shards)]).remove(h);
                 }
-                Arc::make_mut(&mut next.users[us]).remove(uid.as_str());
+                Arc::make_mut(&mut next.users[us]).remove(&id);
             }
             if rec.keys.is_empty() && rec.copies.is_empty() {
                 continue;
             }
             let keys: Vec<&KeyRecord> = rec.keys.iter().collect();
-            let copies: Vec<&UserCopy> = rec.copies.iter().collect();
+            let copies: Vec<&crate::copy::UserCopy> = rec.copies.iter().collect();
             let (user, entries) = interner.user(uid, &keys, &copies);
             for (h, e) in entries {
-                Arc::make_mut(&mut next.keys[key_shard(&h)]).insert(h, e);
+                Arc::make_mut(&mut next.keys[key_shard(&h, key_shards)]).insert(h, e);
             }
-            Arc::make_mut(&mut next.users[us]).insert(user.user_id.clone(), user);
+            Arc::make_mut(&mut next.users[us]).insert(UserRef(user));
         }
         next
     }
 
     /// The entry of a key hash (an old value past its grace is absent).
     pub fn key(&self, hash: &KeyHash, now: DateTime<Utc>) -> Option<&KeyEntry> {
-        self.keys[key_shard(hash)]
+        self.keys[key_shard(hash, self.keys.len())]
             .get(hash)
             .filter(|k| k.grace_until.is_none_or(|g| g > now))
     }
 
     pub fn user(&self, user_id: &str) -> Option<&Arc<UserEntry>> {
-        self.users[user_shard(user_id)].get(user_id)
+        let id = CompactId::new(user_id);
+        self.users[user_shard(&id, self.users.len())]
+            .get(&id)
+            .map(|u| &u.0)
     }
 
     /// Every user of the index.
     pub fn users(&self) -> impl Iterator<Item = &Arc<UserEntry>> {
-        self.users.iter().flat_map(|s| s.values())
+        self.users.iter().flat_map(|s| s.iter().map(|u| &u.0))
     }
 
     pub fn key_count(&self) -> usize {
         self.keys.iter().map(|s| s.len()).sum()
     }
 
-    /// Number of distinct compiled rule sets and limit definitions (to show
-    /// that they are shared).
     pub fn user_count(&self) -> usize {
         self.users.iter().map(|s| s.len()).sum()
     }

@@ -318,7 +318,7 @@ fn budget_spending_stops_at_the_limit_under_concurrency() {
     let total: i64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let limit_id = s.user("u").unwrap().copies[0].limits[0].limit_id.clone();
     let used = store
-        .get(&limit_id, crate::copy::CounterKind::Budget)
+        .get(&limit_id.to_string(), crate::copy::CounterKind::Budget)
         .unwrap()
         .read()
         .used;

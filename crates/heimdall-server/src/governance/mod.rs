@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use heimdall_core::copy::CounterKind;
-use heimdall_core::policy::{Counter, CounterState, CounterStore, Interner, Snapshot};
+use heimdall_core::policy::{
+    Counter, CounterState, CounterStore, Interner, Snapshot, SnapshotBuilder,
+};
 use heimdall_core::pricing::PriceTable;
 use heimdall_store::{Store, StoreError};
 
@@ -65,20 +67,52 @@ impl std::fmt::Debug for Governance {
     }
 }
 
+/// Users read from the store per page of an index build: the page's
+/// records are dropped before the next is read, so a build holds one page
+/// of store rows at a time rather than the whole store.
+const INDEX_PAGE_USERS: u32 = 5_000;
+
+/// A progress line per this many users (a million-user build takes a while).
+const INDEX_PROGRESS_EVERY: usize = 100_000;
+
 async fn build_snapshot(
     store: &Store,
-    mut interner: Interner,
+    interner: Interner,
 ) -> Result<(Snapshot, Interner), StoreError> {
-    let keys = store.list_key_records().await?;
-    let copies = store.list_all_copies().await?;
-    // Building compiles regexes and hashes a million entries at scale: off
-    // the async workers.
-    tokio::task::spawn_blocking(move || {
-        let s = Snapshot::build_with(&mut interner, &keys, &copies);
-        (s, interner)
-    })
-    .await
-    .map_err(|e| StoreError::Corrupt(format!("building the policy index failed: {e}")))
+    let started = std::time::Instant::now();
+    let (users, keys) = store.index_counts().await?;
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let mut state = (SnapshotBuilder::new(size(users), size(keys)), interner);
+    let mut after: Option<String> = None;
+    let mut loaded = 0usize;
+    loop {
+        let page = store.index_page(after.as_deref(), INDEX_PAGE_USERS).await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        let before = loaded;
+        loaded += page.len();
+        // Building compiles rules and hashes thousands of entries per page:
+        // off the async workers.
+        state = tokio::task::spawn_blocking(move || {
+            let (mut builder, mut interner) = state;
+            builder.add_page(&mut interner, &page);
+            (builder, interner)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("building the policy index failed: {e}")))?;
+        if loaded / INDEX_PROGRESS_EVERY > before / INDEX_PROGRESS_EVERY {
+            tracing::info!(
+                users = loaded,
+                of = users,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "policy index loading"
+            );
+        }
+    }
+    let (builder, interner) = state;
+    Ok((builder.finish(), interner))
 }
 
 impl Governance {
