@@ -22,7 +22,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// For logs: the user id, or `anonymous` when ungoverned.
-    pub user: Arc<str>,
+    pub user: policy::CompactId,
     /// The identified caller; `None` for an ungoverned request (no key and
     /// `governance.require_virtual_key: false`).
     pub governed: Option<policy::Caller>,
@@ -221,9 +221,11 @@ pub fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
 }
 
 /// The user name of ungoverned requests, allocated once.
-pub fn anonymous() -> Arc<str> {
-    static ANONYMOUS: OnceLock<Arc<str>> = OnceLock::new();
-    ANONYMOUS.get_or_init(|| Arc::from("anonymous")).clone()
+pub fn anonymous() -> policy::CompactId {
+    static ANONYMOUS: OnceLock<policy::CompactId> = OnceLock::new();
+    ANONYMOUS
+        .get_or_init(|| policy::CompactId::Text(Arc::from("anonymous")))
+        .clone()
 }
 
 /// The price of a target, by provider name then kind.

@@ -5,7 +5,6 @@
 //! It also holds the governance admission so that settlement happens exactly
 //! once, whatever path the request takes. It must not block or do I/O.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use heimdall_providers::types::Usage;
@@ -61,9 +60,9 @@ pub struct RequestRecord {
     pub status: u16,
     pub outcome: Outcome,
     pub usage: Option<Usage>,
-    pub user: Arc<str>,
+    pub user: heimdall_core::policy::CompactId,
     /// The virtual key's id (never its value), when governed.
-    pub key_id: Option<Arc<str>>,
+    pub key_id: Option<heimdall_core::policy::CompactId>,
     /// Nano-dollars charged at settlement.
     cost_nanos: i64,
     admission: Option<Admission>,
@@ -207,8 +206,8 @@ impl Drop for RequestRecord {
             event_id = %self.event_id,
             route = self.route,
             request_type = self.request_type,
-            key_id = self.key_id.as_deref().unwrap_or(""),
-            user = &*self.user,
+            key_id = self.key_id.as_ref().map(tracing::field::display),
+            user = %self.user,
             provider,
             model,
             status,
