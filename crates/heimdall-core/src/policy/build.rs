@@ -182,7 +182,8 @@ impl Interner {
             .collect();
         // Each key is indexed under its current value's hash and, during a
         // rotation grace, under the old value's hash too.
-        let indexed: SmallVec<[(&KeyRecord, KeyHash, Option<DateTime<Utc>>); 1]> = keys
+        type Indexed<'a> = (&'a KeyRecord, KeyHash, Option<DateTime<Utc>>);
+        let indexed: SmallVec<[Indexed<'_>; 1]> = keys
             .iter()
             .copied()
             .flat_map(|k| {
