@@ -20,10 +20,6 @@ use crate::copy::{CounterKind, UserCopy};
 use crate::limits::spec_for;
 use crate::profile::{LimitOwner, Policy};
 
-/// A key record under one of its hashes, with the end of its grace when
-/// that hash is a rotated-away value.
-type IndexedKey<'a> = (&'a KeyRecord, KeyHash, Option<DateTime<Utc>>);
-
 /// Key names are shared when they repeat (managed keys are named after
 /// their template), but a deployment of uniquely named keys must not grow
 /// the table without end: past this many names, new ones are not shared.
@@ -186,7 +182,8 @@ impl Interner {
             .collect();
         // Each key is indexed under its current value's hash and, during a
         // rotation grace, under the old value's hash too.
-        let indexed: SmallVec<[IndexedKey<'_>; 1]> = keys
+        type Indexed<'a> = (&'a KeyRecord, KeyHash, Option<DateTime<Utc>>);
+        let indexed: SmallVec<[Indexed<'_>; 1]> = keys
             .iter()
             .copied()
             .flat_map(|k| {
