@@ -281,3 +281,61 @@ async fn openai_alias_defaults_to_openai_and_embeddings_and_models_work() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn bad_bodies_are_400s_that_name_the_field_and_never_reach_the_upstream() {
+    let env = start(json!({})).await;
+    let cases = [
+        // a repeated key is refused rather than silently resolved
+        (
+            r#"{"model": "openai/gpt-4o-mini", "model": "x", "messages": []}"#,
+            Some("model"),
+            "duplicate field",
+        ),
+        (
+            r#"[{"model": "openai/gpt-4o-mini"}]"#,
+            None,
+            "must be a JSON object",
+        ),
+        (
+            r#"{"model": "openai/gpt-4o-mini", "messages": 5}"#,
+            Some("messages"),
+            "expected shape at messages",
+        ),
+        (
+            r#"{"model": 7, "messages": []}"#,
+            Some("model"),
+            "must be a string",
+        ),
+        (
+            r#"{"model": "openai/gpt-4o-mini", "fallbacks": [1], "messages": []}"#,
+            Some("fallbacks"),
+            "fallbacks",
+        ),
+        (
+            r#"{"model": "openai/gpt-4o-mini", "messages": ["#,
+            None,
+            "not valid JSON",
+        ),
+    ];
+    for (body, param, says) in cases {
+        let r = env.post_raw("/v1/chat/completions", body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.body["error"]["type"], "invalid_request", "{body}");
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}: {}",
+            r.text
+        );
+        if let Some(p) = param {
+            assert_eq!(r.body["error"]["param"], p, "{body}: {}", r.text);
+        }
+    }
+    assert!(
+        env.mock
+            .requests()
+            .iter()
+            .all(|r| r.path != "/v1/chat/completions"),
+        "a bad body reached the upstream"
+    );
+}

@@ -83,6 +83,17 @@ impl Env {
         Reply::read(req.send().await.unwrap()).await
     }
 
+    /// Posts a body as raw text (for bodies a `Value` cannot hold).
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> Reply {
+        let req = self
+            .server
+            .client
+            .post(self.server.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        Reply::read(req.send().await.unwrap()).await
+    }
+
     /// Posts and returns the SSE `data:` payloads (and event names) as text lines.
     pub async fn stream(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> (u16, String) {
         let mut req = self.server.client.post(self.server.url(path)).json(&body);
