@@ -281,6 +281,15 @@ impl Usage {
     }
 }
 
+/// Whether `text` is a JSON object's text, as far as its first character
+/// tells: a struct type also deserializes from a JSON array, so a reader of
+/// typed bodies checks this first.
+pub fn starts_as_json_object(text: &[u8]) -> bool {
+    text.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
 /// A non-streaming chat completion.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatResponse {

@@ -38,11 +38,7 @@ pub struct AnswerHead {
 /// it (the rest is still checked to be well-formed JSON). The body must be
 /// a JSON object, as `ChatResponse` requires.
 pub fn read_answer_head(body: &[u8]) -> Result<AnswerHead, ProviderError> {
-    let starts_as_object = body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
-    if !starts_as_object {
+    if !crate::types::starts_as_json_object(body) {
         return Err(ProviderError::BadResponse(
             "the answer is not a JSON object".into(),
         ));

@@ -79,12 +79,7 @@ pub async fn decode<T: InferenceBody>(
     let bytes = read_body(req, state).await?;
     let caller = governance_seam::identify(state, &headers)?;
     let head: Head = crate::extract::parse_json(&bytes)?;
-    // a struct also reads from a JSON array: only an object is a body
-    let is_object = bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
-    if !is_object {
+    if !heimdall_providers::types::starts_as_json_object(&bytes) {
         return Err(ApiError::invalid_request(
             "the request body must be a JSON object",
         ));
