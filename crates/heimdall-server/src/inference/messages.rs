@@ -26,8 +26,7 @@ pub async fn handle(state: AppState, req: Request) -> Response {
         Ok(d) => d,
         Err(e) => return rec.fail(e).into_response(),
     };
-    rec.user = d.caller.user.clone();
-    rec.key_id = d.caller.governed.as_ref().map(|c| c.key_id.clone());
+    rec.identify(&d.caller);
     let fwd = forwardable_headers(&d.headers);
     let mut body = d.body;
     body.model = d.targets[0].model.clone();

@@ -60,9 +60,9 @@ pub struct RequestRecord {
     pub status: u16,
     pub outcome: Outcome,
     pub usage: Option<Usage>,
-    pub user: heimdall_core::policy::CompactId,
+    user: heimdall_core::policy::CompactId,
     /// The virtual key's id (never its value), when governed.
-    pub key_id: Option<heimdall_core::policy::CompactId>,
+    key_id: Option<heimdall_core::policy::CompactId>,
     /// Nano-dollars charged at settlement.
     cost_nanos: i64,
     admission: Option<Admission>,
@@ -103,6 +103,12 @@ impl RequestRecord {
     /// Adds time spent waiting on the upstream.
     pub fn add_upstream(&mut self, d: Duration) {
         self.upstream += d;
+    }
+
+    /// Names the caller in the log line: user, and key id when governed.
+    pub fn identify(&mut self, caller: &super::governance_seam::Caller) {
+        self.user = caller.user.clone();
+        self.key_id = caller.governed.as_ref().map(|c| c.key_id.clone());
     }
 
     /// Holds the admission of the attempt that answered (settled on drop).
