@@ -163,6 +163,42 @@ mod tests {
         assert_eq!(empty.as_object().map(|o| o.len()), Some(1));
     }
 
+    async fn answer_of(body: &'static str, has_extra_fields: bool) -> (Response, Value) {
+        let target = Target {
+            provider: "openai".into(),
+            model: "m".into(),
+        };
+        let answer = ChatBytes {
+            body: axum::body::Bytes::from_static(body.as_bytes()),
+            usage: None,
+            has_extra_fields,
+        };
+        let resp = json_bytes_answer(answer, &target, "openai/m");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("a body");
+        let value = serde_json::from_slice(&bytes).expect("JSON");
+        (
+            Response::from_parts(parts, axum::body::Body::empty()),
+            value,
+        )
+    }
+
+    #[tokio::test]
+    async fn bytes_answers_carry_extra_fields_and_ours_win_over_the_upstreams() {
+        let (resp, v) = answer_of(r#"{"id":"a","choices":[]}"#, false).await;
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        assert_eq!(resp.headers()["x-heimdall-provider"], "openai/m");
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["extra_fields"]["model_used"], "m");
+        // an upstream that sent its own extra_fields: one key, ours
+        let (_, v) = answer_of(r#"{"id":"b","extra_fields":{"x":1}}"#, true).await;
+        assert_eq!(v["id"], "b");
+        assert_eq!(
+            v["extra_fields"],
+            json!({"provider": "openai", "model_requested": "openai/m", "model_used": "m"})
+        );
+    }
+
     #[test]
     fn what_is_not_an_object_is_not_spliced() {
         assert!(spliced("[1]").is_none());
