@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
-use tokio::sync::Mutex;
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::StoreError;
 
@@ -25,10 +25,42 @@ pub enum Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
-    /// Serialises management writes on this node. Writes are rare and never
-    /// on the request path; one writer at a time keeps SQLite free of
-    /// lock-upgrade failures and makes read-check-write sequences simple.
+    /// Serialises every write of this node: management writes and the usage
+    /// flusher. Writes are rare and never on the request path; one writer at
+    /// a time keeps SQLite free of lock-upgrade failures (`SQLITE_BUSY`,
+    /// `SQLITE_BUSY_SNAPSHOT`) and makes read-check-write sequences simple.
     pub(crate) write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction: this node's write lock, held until the transaction
+/// ends, and a transaction that on SQLite takes the database's write lock
+/// at `BEGIN` (`BEGIN IMMEDIATE`, waiting up to the busy timeout for
+/// another process) instead of at its first write, where SQLite would fail
+/// at once rather than wait. Derefs to the connection, so `&mut *tx` is an
+/// executor as with a plain transaction.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _lock: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -75,6 +107,16 @@ impl Store {
             backend,
             write_lock: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Starts a write transaction (see [`WriteTx`]).
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx, StoreError> {
+        let lock = self.write_lock.clone().lock_owned().await;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _lock: lock })
     }
 
     /// Connects and applies every pending migration.

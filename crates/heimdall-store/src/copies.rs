@@ -129,8 +129,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(CopyWithKeys, ProvisionedKey), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         user_in(&mut tx, user_id).await?;
         let template = load_profile(&mut tx, profile_id).await?;
         if !template.is_active {
@@ -171,8 +170,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<CopyWithKeys, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         user_in(&mut tx, user_id).await?;
         let mut copy = copy_of(&mut tx, user_id, profile_id).await?;
         let before = (copy.is_active, copy.expires_at);
@@ -227,8 +225,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Detached, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         user_in(&mut tx, user_id).await?;
         let copy = copy_of(&mut tx, user_id, profile_id).await?;
         let mut names: Vec<String> = sqlx::query(
@@ -283,8 +280,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(UserCopy, Budget), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         user_in(&mut tx, user_id).await?;
         let mut copy = copy_of(&mut tx, user_id, profile_id).await?;
         let snapshot = copy.clone();

@@ -55,6 +55,44 @@ fn key_records(rows: &[sqlx::any::AnyRow]) -> Result<Vec<KeyRecord>, StoreError>
         .collect()
 }
 
+/// Counter rows per upsert statement: 8 parameters each, well inside the
+/// parameter limits of SQLite (32,766) and PostgreSQL (65,535).
+const COUNTERS_PER_STATEMENT: usize = 500;
+
+/// One upsert of `n` counter rows. The rows come in as a common table
+/// expression so that the copy-exists check and the conflict clause are
+/// written once, in SQL both backends accept.
+fn upsert_counters_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "WITH v (limit_id, kind, user_profile_id, used, window_start, reset_duration, anchor, updated_at) AS (VALUES ",
+    );
+    for i in 0..n {
+        let p = i * 8;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 8
+        ));
+    }
+    sql.push_str(
+        ") INSERT INTO usage_counters (limit_id, kind, user_profile_id, used, window_start, reset_duration, anchor, updated_at)
+         SELECT limit_id, kind, user_profile_id, used, window_start, reset_duration, anchor, updated_at FROM v
+         WHERE EXISTS (SELECT 1 FROM user_profiles WHERE user_profiles.id = v.user_profile_id)
+         ON CONFLICT (limit_id, kind) DO UPDATE SET used = excluded.used, window_start = excluded.window_start,
+         reset_duration = excluded.reset_duration, anchor = excluded.anchor, updated_at = excluded.updated_at",
+    );
+    sql
+}
+
 impl Store {
     /// Every key as the policy index needs it.
     pub async fn list_key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -199,36 +237,42 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a batch of counters in one transaction. Counters of copies that
-    /// no longer exist are skipped.
+    /// Writes a batch of counters. Counters of copies that no longer exist
+    /// are skipped; when a counter appears twice, the later row wins.
+    ///
+    /// Rows go in multi-row upserts of [`COUNTERS_PER_STATEMENT`], each in
+    /// its own short write transaction: a flush of many counters takes few
+    /// round trips, and management writes wait at most one chunk for the
+    /// write lock instead of the whole flush.
     pub async fn save_counters(
         &self,
         rows: &[CounterRow],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
+        let mut latest: std::collections::HashMap<(&str, CounterKind), &CounterRow> =
+            std::collections::HashMap::with_capacity(rows.len());
         for c in rows {
-            sqlx::query(
-                "INSERT INTO usage_counters (limit_id, kind, user_profile_id, used, window_start, reset_duration, anchor, updated_at)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM user_profiles WHERE id = $3)
-                 ON CONFLICT (limit_id, kind) DO UPDATE SET used = excluded.used, window_start = excluded.window_start,
-                 reset_duration = excluded.reset_duration, anchor = excluded.anchor, updated_at = excluded.updated_at",
-            )
-            .bind(c.limit_id.clone())
-            .bind(c.kind.as_str())
-            .bind(c.user_profile_id)
-            .bind(c.used)
-            .bind(c.window_start)
-            .bind(c.reset_duration.clone())
-            .bind(c.anchor)
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?;
+            latest.insert((c.limit_id.as_str(), c.kind), c);
         }
-        tx.commit().await?;
+        let unique: Vec<&CounterRow> = latest.into_values().collect();
+        for chunk in unique.chunks(COUNTERS_PER_STATEMENT) {
+            let sql = upsert_counters_sql(chunk.len());
+            let mut tx = self.write_tx().await?;
+            let mut query = sqlx::query(&sql);
+            for c in chunk {
+                query = query
+                    .bind(c.limit_id.clone())
+                    .bind(c.kind.as_str())
+                    .bind(c.user_profile_id)
+                    .bind(c.used)
+                    .bind(c.window_start)
+                    .bind(c.reset_duration.clone())
+                    .bind(c.anchor)
+                    .bind(ts(now));
+            }
+            query.execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -259,6 +303,7 @@ impl Store {
         p: Price,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _w = self.write_lock.lock().await;
         sqlx::query(
             "INSERT INTO price_overrides (provider, model, input_nanos, output_nanos, cached_input_nanos, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -282,6 +327,7 @@ impl Store {
         provider: &str,
         model: &str,
     ) -> Result<bool, StoreError> {
+        let _w = self.write_lock.lock().await;
         let done = sqlx::query("DELETE FROM price_overrides WHERE provider = $1 AND model = $2")
             .bind(provider)
             .bind(model)

@@ -143,8 +143,7 @@ impl Store {
         description: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<ProvisionedKey, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         user_in(&mut tx, user_id).await?;
         let copies: i64 = sqlx::query("SELECT COUNT(*) FROM user_profiles WHERE user_id = $1")
             .bind(user_id)
@@ -188,8 +187,7 @@ impl Store {
         user_id: &str,
         key_id: &str,
     ) -> Result<StoredKey, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         user_in(&mut tx, user_id).await?;
         let key = key_in(&mut tx, key_id).await?;
         if key.user_id != user_id {
@@ -214,8 +212,7 @@ impl Store {
         is_active: Option<bool>,
         expires_at: Option<Option<DateTime<Utc>>>,
     ) -> Result<StoredKey, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let key = key_in(&mut tx, key_id).await?;
         let new_name = name.map_or(key.name.clone(), str::to_string);
         if new_name != key.name
@@ -252,8 +249,7 @@ impl Store {
         grace: Duration,
         now: DateTime<Utc>,
     ) -> Result<ProvisionedKey, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let key = key_in(&mut tx, key_id).await?;
         let out = rotate_in(&mut tx, &key, grace, now).await?;
         tx.commit().await?;
@@ -308,8 +304,7 @@ impl Store {
         grace: Duration,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let due = sqlx::query(
             "SELECT id, rotation_interval_ns, next_rotation_at FROM access_profiles
              WHERE rotation_interval_ns > 0 AND next_rotation_at IS NOT NULL AND next_rotation_at <= $1",

@@ -210,8 +210,7 @@ impl Store {
         action: &'static str,
         metadata: Option<serde_json::Value>,
     ) -> Result<AccessProfile, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         ensure_name_free(&mut tx, &new.name, None).await?;
         let mut policy = new.policy;
         let ids = allocate_config_ids(&mut tx, policy.provider_config_count()).await?;
@@ -276,8 +275,7 @@ impl Store {
         render: Render<'_>,
         change: impl FnOnce(&AccessProfile) -> Result<PatchedProfile, StoreError>,
     ) -> Result<AccessProfile, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current = load_for_update(&mut tx, id, self.lock_suffix()).await?;
         let patched = change(&current)?;
         if !patched.changes_anything_of(&current) {
@@ -338,8 +336,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<AccessProfile, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current = load_for_update(&mut tx, id, self.lock_suffix()).await?;
         if current.is_active == active {
             return Ok(current);
@@ -380,8 +377,7 @@ impl Store {
         now: DateTime<Utc>,
         render: Render<'_>,
     ) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current = load_for_update(&mut tx, id, self.lock_suffix()).await?;
         let copies: i64 =
             sqlx::query("SELECT COUNT(*) FROM user_profiles WHERE parent_profile_id = $1")

@@ -35,8 +35,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<PropagateOutcome, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let template = load_profile(&mut tx, profile_id).await?;
         let copies = sqlx::query(&format!(
             "SELECT {COPY_COLUMNS} FROM user_profiles WHERE parent_profile_id = $1 ORDER BY assigned_at, id"

@@ -138,8 +138,7 @@ impl Store {
 
     /// Deletes a provider and its keys; `NotFound` when absent.
     pub async fn delete_provider(&self, name: &str) -> Result<(), StoreError> {
-        let _w = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM provider_keys WHERE provider = $1")
             .bind(name)
             .execute(&mut *tx)

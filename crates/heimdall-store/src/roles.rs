@@ -89,8 +89,7 @@ impl Store {
         description: Option<Option<&str>>,
         now: DateTime<Utc>,
     ) -> Result<Role, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current = role_in(&mut tx, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("role {id} not found")))?;
@@ -123,8 +122,7 @@ impl Store {
     /// Deletes a custom role and its attachments; refused for system roles
     /// and while users have the role.
     pub async fn delete_role(&self, id: i64) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let role = role_in(&mut tx, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("role {id} not found")))?;
@@ -171,8 +169,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<AttachOutcome, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut template = load_profile(&mut tx, profile_id).await?;
         let mut names = Vec::new();
         for rid in role_ids {
@@ -295,8 +292,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("DELETE FROM profile_roles WHERE access_profile_id = $1 AND role_id = $2")
                 .bind(profile_id)

@@ -96,8 +96,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(User, Vec<ProvisionedKey>), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         ensure_role(&mut tx, role_id).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let taken = || StoreError::Conflict(format!("a user with email {email} already exists"));
@@ -137,8 +136,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         user_in(&mut tx, id).await?;
         let held = sqlx::query(
             "SELECT id, parent_profile_id, source FROM user_profiles WHERE user_id = $1 ORDER BY id",
@@ -187,8 +185,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(User, Vec<ProvisionedKey>), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let user = user_in(&mut tx, id).await?;
         ensure_role(&mut tx, role_id).await?;
         if user.role_id == role_id {
