@@ -21,7 +21,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        parse_stored_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Decodes a management body as [`parse_json`] does, and refuses a NUL
+/// character in any of its strings with a 400 naming the field
+/// (`crate::nul_guard` says why).
+pub fn parse_stored_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_json(bytes)?;
+    match crate::nul_guard::find_nul_escape(bytes) {
+        None => Ok(value),
+        Some(at) => Err(crate::nul_guard::nul_error(
+            &json_path_at(bytes, 1, at).unwrap_or_else(|| "the request body".to_string()),
+        )),
     }
 }
 

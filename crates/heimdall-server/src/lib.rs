@@ -11,6 +11,7 @@ pub mod inference;
 pub mod maintenance;
 pub mod management;
 pub mod metrics;
+pub mod nul_guard;
 pub mod provider_admin;
 pub mod router;
 pub mod server;

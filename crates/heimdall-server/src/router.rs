@@ -22,24 +22,32 @@ use crate::{inference, management, provider_admin};
 pub fn build(state: AppState) -> Router {
     let auth = middleware::from_fn_with_state(state.clone(), require_admin);
     let reload = middleware::from_fn_with_state(state.clone(), reload_after_write);
+    // Inside auth: a caller without credentials learns nothing of the path.
+    let nul = middleware::from_fn(crate::nul_guard::refuse_nul_in_path_and_query);
     // Deprecation wraps auth on the legacy prefix, so that its refusals are
     // marked as legacy answers too.
     let admin = Router::new()
         .merge(
             management::routes("/api/governance")
+                .route_layer(nul.clone())
                 .route_layer(reload.clone())
                 .route_layer(auth.clone()),
         )
         .merge(
             management::routes("/api")
+                .route_layer(nul.clone())
                 .route_layer(reload)
                 .route_layer(auth.clone())
                 // Its own 405 fallback, so that the layer below marks it too.
                 .method_not_allowed_fallback(method_not_allowed)
                 .layer(middleware::from_fn(deprecation)),
         )
-        .merge(crate::governance::pricing_api::routes().route_layer(auth.clone()))
-        .merge(provider_admin::routes().route_layer(auth));
+        .merge(
+            crate::governance::pricing_api::routes()
+                .route_layer(nul.clone())
+                .route_layer(auth.clone()),
+        )
+        .merge(provider_admin::routes().route_layer(nul).route_layer(auth));
     Router::new()
         .route("/health", get(health))
         .merge(management::key_routes("/api/governance"))

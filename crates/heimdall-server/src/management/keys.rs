@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
+use heimdall_core::profile::validate_description;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -49,12 +50,15 @@ pub struct MintBody {
 
 async fn mint_for(state: AppState, user_id: String, body: MintBody) -> Result<Response, ApiError> {
     let name = check_key_name(body.name.as_deref())?;
+    // Capped like profile and role descriptions, so that one user's key
+    // list cannot grow to megabytes.
+    let description = validate_description(body.description)?;
     let key = state
         .store
         .mint_key(
             &user_id,
             name.as_deref(),
-            body.description.as_deref(),
+            description.as_deref(),
             state.clock.now(),
         )
         .await?;
@@ -74,7 +78,7 @@ pub async fn mint(
     let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
         MintBody::default()
     } else {
-        crate::extract::parse_json(&body)?
+        crate::extract::parse_stored_json(&body)?
     };
     mint_for(state, user_id, body).await
 }
@@ -88,7 +92,7 @@ pub async fn mint_alias(
     let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
         MintBody::default()
     } else {
-        crate::extract::parse_json(&body)?
+        crate::extract::parse_stored_json(&body)?
     };
     mint_for(state, user_id, body).await
 }
@@ -123,12 +127,13 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateKeyBody>,
 ) -> Result<Response, ApiError> {
     let name = check_key_name(body.name.as_deref())?;
+    let description = body.description.map(validate_description).transpose()?;
     let key = state
         .store
         .update_key(
             &key_id,
             name.as_deref(),
-            body.description.as_ref().map(|d| d.as_deref()),
+            description.as_ref().map(|d| d.as_deref()),
             body.is_active,
             body.expires_at,
         )
