@@ -67,9 +67,32 @@ impl FromStr for ProviderKind {
     }
 }
 
+/// Longest whole-request timeout a provider may set, in seconds (an hour:
+/// longer than any answer a chat model streams, and small enough that
+/// deadline arithmetic never overflows).
+pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
+/// Most retries a provider may set on the same upstream.
+pub const MAX_RETRIES: u32 = 10;
+/// Longest retry backoff (initial and ceiling), in ms.
+pub const MAX_BACKOFF_MS: u64 = 60_000;
+/// Longest `base_url`, in characters.
+pub const MAX_BASE_URL_LEN: usize = 2048;
+/// Most `extra_headers` a provider may set.
+pub const MAX_EXTRA_HEADERS: usize = 64;
+/// Longest extra header name, in characters.
+pub const MAX_HEADER_NAME_LEN: usize = 256;
+/// Longest extra header value, in characters.
+pub const MAX_HEADER_VALUE_LEN: usize = 8192;
+/// Most `models` entries of one provider key.
+pub const MAX_KEY_MODELS: usize = 1000;
+/// Longest model name in a key's `models`.
+pub const MAX_MODEL_NAME_LEN: usize = 256;
+/// Longest key value (secret or env var name), in characters.
+pub const MAX_KEY_VALUE_LEN: usize = 8192;
+
 /// `network_config` of a provider, with the defaults of inference.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Server root without `/v1`; empty means the kind's public URL.
     pub base_url: String,
@@ -99,9 +122,26 @@ impl Default for NetworkConfig {
 }
 
 impl NetworkConfig {
-    /// Whole-request timeout as a Duration.
+    /// Whole-request timeout as a Duration, within 1 s and
+    /// [`MAX_REQUEST_TIMEOUT_SECS`] whatever was stored.
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.default_request_timeout_in_seconds.max(1))
+        Duration::from_secs(
+            self.default_request_timeout_in_seconds
+                .clamp(1, MAX_REQUEST_TIMEOUT_SECS),
+        )
+    }
+
+    /// Retries, at most [`MAX_RETRIES`] whatever was stored.
+    pub fn retries(&self) -> u32 {
+        self.max_retries.min(MAX_RETRIES)
+    }
+
+    /// (initial, ceiling) backoff in ms, each at most [`MAX_BACKOFF_MS`].
+    pub fn backoffs_ms(&self) -> (u64, u64) {
+        (
+            self.retry_backoff_initial.min(MAX_BACKOFF_MS),
+            self.retry_backoff_max.min(MAX_BACKOFF_MS),
+        )
     }
 
     /// The base URL to call: the configured one (trailing `/` and `/v1`
@@ -118,7 +158,7 @@ impl NetworkConfig {
 }
 
 /// A key's value: literal, or the name of an environment variable read at use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum KeyValue {
     /// Read from the environment at each use.
@@ -128,6 +168,28 @@ pub enum KeyValue {
     },
     /// The secret itself.
     Plain(String),
+}
+
+/// `{"env_var": "NAME"}` and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvVarForm {
+    env_var: String,
+}
+
+impl<'de> Deserialize<'de> for KeyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Self::Plain(s)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value::<EnvVarForm>(v)
+                .map(|f| Self::EnvVar { env_var: f.env_var })
+                .map_err(|e| D::Error::custom(format!("{e}; use {{\"env_var\": \"NAME\"}}"))),
+            _ => Err(D::Error::custom(
+                "a key value is a string or {\"env_var\": \"NAME\"}",
+            )),
+        }
+    }
 }
 
 impl KeyValue {
@@ -246,6 +308,34 @@ mod tests {
             n.effective_base_url(ProviderKind::Anthropic),
             "https://api.anthropic.com"
         );
+    }
+
+    #[test]
+    fn stored_extremes_are_clamped() {
+        let n = NetworkConfig {
+            default_request_timeout_in_seconds: u64::MAX,
+            max_retries: u32::MAX,
+            retry_backoff_initial: u64::MAX,
+            retry_backoff_max: u64::MAX,
+            ..Default::default()
+        };
+        assert_eq!(
+            n.request_timeout(),
+            Duration::from_secs(MAX_REQUEST_TIMEOUT_SECS)
+        );
+        assert_eq!(n.retries(), MAX_RETRIES);
+        assert_eq!(n.backoffs_ms(), (MAX_BACKOFF_MS, MAX_BACKOFF_MS));
+        let n = NetworkConfig {
+            default_request_timeout_in_seconds: 0,
+            ..Default::default()
+        };
+        assert_eq!(n.request_timeout(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn unknown_network_fields_are_refused() {
+        assert!(serde_json::from_str::<NetworkConfig>(r#"{"zz": 1}"#).is_err());
+        assert!(serde_json::from_str::<KeyValue>(r#"{"env_var": "X", "zz": 1}"#).is_err());
     }
 
     #[test]

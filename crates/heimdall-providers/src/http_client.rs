@@ -25,6 +25,11 @@ use tokio::time::Instant;
 
 use crate::error::ProviderError;
 
+/// Longest timeout a client keeps (a day); longer ones are shortened to it.
+/// Providers are held to an hour by their configuration; this bounds the
+/// deadline arithmetic even for a caller that skipped validation.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// One upstream's client; cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
 pub struct HttpClient {
@@ -51,6 +56,8 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build(https);
+        // deadlines are `now + timeout`: keep that sum far from overflow
+        let timeout = timeout.min(MAX_TIMEOUT);
         Ok(Self { inner, timeout })
     }
 
@@ -130,7 +137,11 @@ impl RequestBuilder {
         *req.method_mut() = self.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = self.headers;
-        let deadline = Instant::now() + self.client.timeout;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(self.client.timeout)
+            .or_else(|| now.checked_add(MAX_TIMEOUT))
+            .unwrap_or(now);
         match tokio::time::timeout_at(deadline, self.client.inner.request(req)).await {
             Err(_) => Err(timed_out(self.client.timeout)),
             Ok(Err(e)) => Err(ProviderError::Unavailable(describe(&e))),
@@ -245,6 +256,22 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(&resp.bytes().await.unwrap()[..], b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_huge_timeout_does_not_overflow_the_deadline() {
+        let url = server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            Duration::ZERO,
+        )
+        .await;
+        let c = HttpClient::new(Duration::MAX, Duration::from_secs(5)).unwrap();
+        let resp = c
+            .request(Method::GET, url.parse::<Uri>().map_err(|_| url.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(&resp.bytes().await.unwrap()[..], b"ok");
     }
 
     #[tokio::test]

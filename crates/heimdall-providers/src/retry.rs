@@ -15,6 +15,7 @@ pub fn backoff(
     retry_after: Option<Duration>,
     jitter: f64,
 ) -> Duration {
+    let max_ms = max_ms.min(crate::config::MAX_BACKOFF_MS);
     let exp = initial_ms
         .saturating_mul(1u64 << attempt.min(20))
         .min(max_ms);
@@ -42,6 +43,14 @@ mod tests {
             backoff(40, 500, 5000, None, 1.0),
             Duration::from_millis(5000)
         );
+    }
+
+    #[test]
+    fn never_longer_than_the_cap_whatever_the_input() {
+        let cap = Duration::from_millis(crate::config::MAX_BACKOFF_MS);
+        assert_eq!(backoff(u32::MAX, u64::MAX, u64::MAX, None, 1.0), cap);
+        let d = backoff(0, 0, u64::MAX, Some(Duration::MAX), 0.0);
+        assert_eq!(d, cap);
     }
 
     #[test]

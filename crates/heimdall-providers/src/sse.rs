@@ -90,7 +90,9 @@ impl SseParser {
 }
 
 /// Turns an HTTP body stream into a stream of SSE events. A transport error
-/// mid-way becomes `StreamInterrupted`; a timeout becomes `Timeout`.
+/// mid-way becomes `StreamInterrupted`; a timeout becomes `Timeout`. A body
+/// that ends without a single event (empty, or not SSE at all) ends with
+/// `BadResponse`, so that it never reads as an empty success.
 pub fn events(
     body: impl futures::Stream<Item = Result<Bytes, ProviderError>> + Send + 'static,
 ) -> BoxStream<'static, Result<SseEvent, ProviderError>> {
@@ -98,14 +100,15 @@ pub fn events(
         Box::pin(body),
         SseParser::default(),
         std::collections::VecDeque::new(),
-        false,
+        (false, false),
     );
     futures::stream::unfold(
         state,
-        |(mut body, mut parser, mut queue, mut done)| async move {
+        |(mut body, mut parser, mut queue, (mut done, mut seen))| async move {
             loop {
                 if let Some(ev) = queue.pop_front() {
-                    return Some((Ok(ev), (body, parser, queue, done)));
+                    seen = true;
+                    return Some((Ok(ev), (body, parser, queue, (done, seen))));
                 }
                 if done {
                     return None;
@@ -117,11 +120,17 @@ pub fn events(
                     }
                     Some(Err(err)) => {
                         done = true;
-                        return Some((Err(err), (body, parser, queue, done)));
+                        return Some((Err(err), (body, parser, queue, (done, seen))));
                     }
                     None => {
                         done = true;
                         queue.extend(parser.finish());
+                        if !seen && queue.is_empty() {
+                            let err = ProviderError::BadResponse(
+                                "the upstream answered a stream request without any server-sent event".into(),
+                            );
+                            return Some((Err(err), (body, parser, queue, (done, seen))));
+                        }
                     }
                 }
             }
@@ -143,6 +152,22 @@ mod tests {
         assert_eq!(evs[0].event.as_deref(), Some("message_start"));
         assert_eq!(evs[0].data, "{\"a\":1}");
         assert_eq!(evs[1].data, "[DONE]");
+    }
+
+    #[tokio::test]
+    async fn a_body_without_events_ends_with_an_error() {
+        for body in [&b""[..], b"{\"id\": \"x\", \"choices\": []}"] {
+            let bytes = futures::stream::iter(vec![Ok(Bytes::copy_from_slice(body))]);
+            let got: Vec<_> = events(bytes).collect().await;
+            assert_eq!(got.len(), 1);
+            assert!(
+                matches!(got[0], Err(ProviderError::BadResponse(_))),
+                "{got:?}"
+            );
+        }
+        let bytes = futures::stream::iter(vec![Ok(Bytes::from_static(b"data: [DONE]\n\n"))]);
+        let got: Vec<_> = events(bytes).collect().await;
+        assert!(matches!(&got[..], [Ok(_)]), "{got:?}");
     }
 
     #[test]

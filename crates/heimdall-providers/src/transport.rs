@@ -93,6 +93,20 @@ pub async fn send(req: RequestBuilder) -> Result<Response, ProviderError> {
     Err(error_from_response(resp).await)
 }
 
+/// True when a 2xx answer to a stream request says it is JSON rather than
+/// an event stream (a server that ignored `stream: true`). An answer
+/// without a content type is read as an event stream.
+pub fn is_json_answer(resp: &Response) -> bool {
+    resp.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let mime = ct.split(';').next().unwrap_or_default().trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || mime.to_ascii_lowercase().ends_with("+json")
+        })
+}
+
 /// Reads a whole 2xx body and decodes it.
 pub async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, ProviderError> {
     let body = read_body(resp).await?;

@@ -56,6 +56,12 @@ impl Upstream {
         }
     }
 
+    /// True when both are the same built instance (clones of one
+    /// `Upstream`), not merely equal configurations.
+    pub fn same_instance(&self, other: &Upstream) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ProviderConfig {
         &self.config
@@ -174,11 +180,12 @@ impl Upstream {
             };
             match op(call).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < net.max_retries => {
+                Err(e) if e.is_retryable() && attempt < net.retries() => {
+                    let (initial_ms, max_ms) = net.backoffs_ms();
                     let wait = backoff(
                         attempt,
-                        net.retry_backoff_initial,
-                        net.retry_backoff_max,
+                        initial_ms,
+                        max_ms,
                         e.retry_after(),
                         rand::random::<f64>(),
                     );

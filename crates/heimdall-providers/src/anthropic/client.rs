@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use super::convert::{anthropic_response_to_openai, openai_request_to_anthropic};
-use super::stream::{AnthropicToOpenAi, stream_error};
+use super::stream::{AnthropicToOpenAi, answer_as_events, read_stream_fallback, stream_error};
 use super::wire::{ANTHROPIC_VERSION, MessagesRequest, MessagesResponse};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
@@ -20,7 +20,9 @@ use crate::provider::{
     BoxFut, Call, ChatStream, ChunkEvent, MessagesEvent, MessagesStream, Provider,
 };
 use crate::sse::{self, SseEvent};
-use crate::transport::{Endpoints, build_client, header_map, read_json, send, unix_now};
+use crate::transport::{
+    Endpoints, build_client, header_map, is_json_answer, read_body, read_json, send, unix_now,
+};
 use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelInfo};
 
 /// An Anthropic-kind upstream.
@@ -66,6 +68,23 @@ impl AnthropicProvider {
         self.endpoints
             .request(&self.client, method, path)
             .headers(headers)
+    }
+
+    /// The answer to a stream request as events: the upstream's event
+    /// stream, or its whole JSON answer turned into events when it ignored
+    /// `stream: true` (an answer that is not a message is a 502).
+    async fn stream_events(
+        &self,
+        call: &Call,
+        body: &MessagesRequest,
+    ) -> Result<MessagesStream, ProviderError> {
+        let resp = self.post_messages(call, body).await?;
+        if is_json_answer(&resp) {
+            let answer = read_stream_fallback(&read_body(resp).await?)?;
+            let events = answer_as_events(answer);
+            return Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed());
+        }
+        Ok(decode_events(sse::events(resp.bytes_stream())))
     }
 
     async fn post_messages(
@@ -166,8 +185,7 @@ impl Provider for AnthropicProvider {
         Box::pin(async move {
             let mut body = openai_request_to_anthropic(req)?;
             body.stream = Some(true);
-            let resp = self.post_messages(&call, &body).await?;
-            let events = decode_events(sse::events(resp.bytes_stream()));
+            let events = self.stream_events(&call, &body).await?;
             Ok(to_chunks(events, req.model.clone()))
         })
     }
@@ -222,14 +240,13 @@ impl Provider for AnthropicProvider {
         req: &'a MessagesRequest,
     ) -> BoxFut<'a, MessagesStream> {
         Box::pin(async move {
-            let resp = if req.is_stream() {
-                self.post_messages(&call, req).await?
+            if req.is_stream() {
+                self.stream_events(&call, req).await
             } else {
                 let mut body = req.clone();
                 body.stream = Some(true);
-                self.post_messages(&call, &body).await?
-            };
-            Ok(decode_events(sse::events(resp.bytes_stream())))
+                self.stream_events(&call, &body).await
+            }
         })
     }
 }

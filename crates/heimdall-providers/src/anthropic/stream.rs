@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::convert::{
     finish_reason_from_anthropic, stop_reason_from_openai, usage_from_anthropic, usage_to_anthropic,
 };
-use super::wire::AnthropicUsage;
+use super::wire::{AnthropicUsage, MessagesResponse};
 use crate::error::ProviderError;
 use crate::provider::MessagesEvent;
 use crate::types::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, Usage};
@@ -223,6 +223,84 @@ pub fn merge_usage(into: &mut AnthropicUsage, u: &Value) {
     if let Some(n) = u.get("cache_read_input_tokens").and_then(Value::as_u64) {
         into.cache_read_input_tokens = Some(n);
     }
+}
+
+/// A whole Messages answer sent where a stream was asked for (a server that
+/// ignores `stream: true`), decoded. An error body is the upstream's error;
+/// anything that is not a message is unreadable.
+pub fn read_stream_fallback(body: &[u8]) -> Result<MessagesResponse, ProviderError> {
+    let not_an_answer = |why: &str| {
+        ProviderError::BadResponse(format!(
+            "the upstream answered a stream request with JSON that is not a message ({why})"
+        ))
+    };
+    if !crate::types::starts_as_json_object(body) {
+        return Err(not_an_answer("not a JSON object"));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| not_an_answer(&e.to_string()))?;
+    match v.get("type").and_then(Value::as_str) {
+        Some("message") => {}
+        Some("error") => return Err(stream_error(&v)),
+        _ => return Err(not_an_answer("no \"type\": \"message\"")),
+    }
+    serde_json::from_value(v).map_err(|e| not_an_answer(&e.to_string()))
+}
+
+/// A whole Messages answer as the events a stream of it would have sent.
+pub fn answer_as_events(resp: MessagesResponse) -> Vec<MessagesEvent> {
+    let ev = |name: &str, data: Value| MessagesEvent {
+        name: name.to_owned(),
+        data,
+    };
+    let u = &resp.usage;
+    let mut out = Vec::with_capacity(resp.content.len() * 3 + 3);
+    out.push(ev(
+        "message_start",
+        json!({"type": "message_start", "message": {
+            "id": resp.id, "type": "message", "role": resp.role, "content": [],
+            "model": resp.model, "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": u.input_tokens, "output_tokens": 0,
+                      "cache_creation_input_tokens": u.cache_creation_input_tokens,
+                      "cache_read_input_tokens": u.cache_read_input_tokens}}}),
+    ));
+    for (index, block) in resp.content.into_iter().enumerate() {
+        let (start, delta) = match block.kind.as_str() {
+            "text" => (
+                json!({"type": "text", "text": ""}),
+                Some(json!({"type": "text_delta", "text": block.text.unwrap_or_default()})),
+            ),
+            "tool_use" => (
+                json!({"type": "tool_use", "id": block.id, "name": block.name, "input": {}}),
+                Some(json!({"type": "input_json_delta",
+                    "partial_json": block.input.unwrap_or_else(|| json!({})).to_string()})),
+            ),
+            // other blocks (thinking, server tools…) are sent whole
+            _ => (serde_json::to_value(&block).unwrap_or_default(), None),
+        };
+        out.push(ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": start}),
+        ));
+        if let Some(delta) = delta {
+            out.push(ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            ));
+        }
+        out.push(ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    out.push(ev(
+        "message_delta",
+        json!({"type": "message_delta",
+            "delta": {"stop_reason": resp.stop_reason.unwrap_or_else(|| "end_turn".into()),
+                      "stop_sequence": resp.stop_sequence},
+            "usage": {"output_tokens": resp.usage.output_tokens}}),
+    ));
+    out.push(ev("message_stop", json!({"type": "message_stop"})));
+    out
 }
 
 /// An `event: error` in an Anthropic stream.

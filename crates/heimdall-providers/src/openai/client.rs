@@ -7,14 +7,18 @@
 use futures::stream::StreamExt;
 use http::HeaderMap;
 
-use super::convert::{decode_chunk, read_answer_head, stream_request};
+use super::convert::{
+    answer_as_chunks, decode_chunk, read_answer_head, read_stream_fallback, stream_request,
+};
 use super::wire::ModelList;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
 use crate::http_client::{HttpClient, RequestBuilder};
 use crate::provider::{BoxFut, Call, ChatBytes, ChatStream, Provider};
 use crate::sse;
-use crate::transport::{Endpoints, build_client, header_map, read_body, read_json, send};
+use crate::transport::{
+    Endpoints, build_client, header_map, is_json_answer, read_body, read_json, send,
+};
 use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ModelInfo};
 
 /// An OpenAI-kind upstream.
@@ -91,6 +95,12 @@ impl Provider for OpenAiProvider {
                     .json(&body),
             )
             .await?;
+            if is_json_answer(&resp) {
+                // the server ignored `stream: true`: stream its whole answer
+                let answer = read_stream_fallback(&read_body(resp).await?)?;
+                let chunks = answer_as_chunks(answer);
+                return Ok(futures::stream::iter(chunks.into_iter().map(Ok)).boxed() as ChatStream);
+            }
             let stream = sse::events(resp.bytes_stream())
                 .scan(false, |finished, ev| {
                     // after [DONE] or an error nothing more is read

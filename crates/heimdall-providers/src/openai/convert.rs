@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use crate::error::ProviderError;
 use crate::provider::ChunkEvent;
-use crate::types::{ChatChunk, ChatRequest, StreamOptions, Usage};
+use crate::types::{
+    ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Delta, FunctionDelta, StreamOptions,
+    ToolCallDelta, Usage,
+};
 
 /// The request as sent upstream for a stream: `stream: true` and
 /// `stream_options.include_usage: true`, everything else untouched.
@@ -44,6 +47,102 @@ pub fn read_answer_head(body: &[u8]) -> Result<AnswerHead, ProviderError> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| ProviderError::BadResponse(e.to_string()))
+}
+
+/// A whole chat completion sent where a stream was asked for (a compatible
+/// server that ignores `stream: true`), decoded. An in-band `error` object
+/// is the upstream's error; an answer without choices is unreadable.
+pub fn read_stream_fallback(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let not_an_answer = |why: &str| {
+        ProviderError::BadResponse(format!(
+            "the upstream answered a stream request with JSON that is not a chat completion ({why})"
+        ))
+    };
+    if !crate::types::starts_as_json_object(body) {
+        return Err(not_an_answer("not a JSON object"));
+    }
+    let resp: ChatResponse =
+        serde_json::from_slice(body).map_err(|e| not_an_answer(&e.to_string()))?;
+    if let Some(err) = resp.extra.get("error").filter(|e| e.is_object()) {
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream error")
+            .to_owned();
+        return Err(ProviderError::Upstream {
+            status: 502,
+            message,
+            retry_after: None,
+        });
+    }
+    if resp.choices.is_empty() {
+        return Err(not_an_answer("no choices"));
+    }
+    Ok(resp)
+}
+
+/// A whole chat completion as the chunks a stream of it would have sent:
+/// per choice one delta with the role, text and tool calls and one with the
+/// finish reason, then the usage chunk when the answer has usage.
+pub fn answer_as_chunks(resp: ChatResponse) -> Vec<ChunkEvent> {
+    let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChunkEvent {
+        chunk: ChatChunk {
+            id: resp.id.clone(),
+            object: "chat.completion.chunk".to_owned(),
+            created: resp.created,
+            model: resp.model.clone(),
+            choices,
+            usage,
+            extra: Default::default(),
+        },
+        raw: None,
+    };
+    let mut out = Vec::with_capacity(resp.choices.len() * 2 + 1);
+    for c in &resp.choices {
+        let tool_calls = c.message.tool_calls.as_ref().map(|calls| {
+            calls
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ToolCallDelta {
+                    index: u32::try_from(i).unwrap_or(u32::MAX),
+                    id: Some(t.id.clone()),
+                    kind: Some(t.kind.clone()),
+                    function: Some(FunctionDelta {
+                        name: Some(t.function.name.clone()),
+                        arguments: Some(t.function.arguments.clone()),
+                    }),
+                })
+                .collect()
+        });
+        let delta = Delta {
+            role: Some(c.message.role.clone()),
+            content: c.message.content.as_ref().map(|t| t.text()),
+            tool_calls,
+            extra: Default::default(),
+        };
+        out.push(chunk(
+            vec![ChunkChoice {
+                index: c.index,
+                delta,
+                finish_reason: None,
+                extra: Default::default(),
+            }],
+            None,
+        ));
+        out.push(chunk(
+            vec![ChunkChoice {
+                index: c.index,
+                delta: Delta::default(),
+                finish_reason: Some(c.finish_reason.clone().unwrap_or_else(|| "stop".into())),
+                extra: Default::default(),
+            }],
+            None,
+        ));
+    }
+    if let Some(u) = resp.usage.clone() {
+        out.push(chunk(Vec::new(), Some(u)));
+    }
+    out
 }
 
 /// Decodes one `data:` payload of an OpenAI stream. `Ok(None)` is `[DONE]`.
@@ -119,6 +218,30 @@ mod tests {
         assert!(read_answer_head(b"[1, null]").is_err());
         assert!(read_answer_head(br#"{"usage": "#).is_err());
         assert!(read_answer_head(b"").is_err());
+    }
+
+    #[test]
+    fn a_whole_answer_becomes_chunks_and_usage() {
+        let resp = read_stream_fallback(
+            br#"{"id":"c1","model":"m","created":7,"choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#,
+        )
+        .unwrap();
+        let chunks = answer_as_chunks(resp);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(
+            chunks[0].chunk.choices[0].delta.content.as_deref(),
+            Some("hi there")
+        );
+        assert_eq!(
+            chunks[1].chunk.choices[0].finish_reason.as_deref(),
+            Some("stop")
+        );
+        assert!(chunks[2].chunk.is_usage_only());
+        assert!(read_stream_fallback(b"{}").is_err());
+        assert!(read_stream_fallback(b"[]").is_err());
+        assert!(read_stream_fallback(b"nope").is_err());
+        let err = read_stream_fallback(br#"{"error":{"message":"boom"}}"#).unwrap_err();
+        assert_eq!(err.to_string(), "boom");
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl<S> Relay<S> {
         self.done = true;
         let err = provider_error(e, &self.target, &self.requested, self.rec.request_type());
         tracing::warn!(event_id = %self.rec.event_id, error = %e, "upstream stream failed after it started");
-        self.rec.fail(err)
+        self.rec.fail_mid_stream(err)
     }
 }
 

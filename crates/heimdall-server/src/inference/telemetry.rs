@@ -70,6 +70,8 @@ pub struct RequestRecord {
     pub prompt_estimate: u64,
     /// Characters of generated text forwarded so far (streams).
     pub streamed_chars: u64,
+    /// The upstream failed (cut, timeout, bad event) after the stream started.
+    cut_mid_stream: bool,
 }
 
 impl RequestRecord {
@@ -92,6 +94,7 @@ impl RequestRecord {
             admission: None,
             prompt_estimate: 0,
             streamed_chars: 0,
+            cut_mid_stream: false,
         }
     }
 
@@ -146,6 +149,13 @@ impl RequestRecord {
         self.outcome = Outcome::Ok;
     }
 
+    /// Marks a stream whose upstream failed after it started (cut, timeout):
+    /// it is charged for what was generated (see `Drop`).
+    pub fn fail_mid_stream(&mut self, err: ApiError) -> ApiError {
+        self.cut_mid_stream = true;
+        self.fail(err)
+    }
+
     /// Marks the request failed and stamps the error with this event id.
     pub fn fail(&mut self, mut err: ApiError) -> ApiError {
         self.status = err.status.as_u16();
@@ -161,9 +171,16 @@ impl Drop for RequestRecord {
             self.outcome = Outcome::ClientClosed;
         }
         // An admission is held only once the upstream answered; a client
-        // that leaves after that still cost the prompt.
-        if self.outcome == Outcome::ClientClosed && self.admission.is_some() {
-            // The client left before the provider's final usage: charge what
+        // that leaves after that still cost the prompt. A stream the
+        // upstream broke (cut, timeout) before its final usage is charged
+        // the same way once something was generated: the provider's usage
+        // so far, or an estimate of the text already sent.
+        let generated_before_cut =
+            self.cut_mid_stream && (self.streamed_chars > 0 || self.usage.is_some());
+        if (self.outcome == Outcome::ClientClosed || generated_before_cut)
+            && self.admission.is_some()
+        {
+            // The stream ended before the provider's final usage: charge what
             // was generated — the provider's figures so far (Anthropic reports
             // the input at the start), and at least an estimate of the
             // streamed text (about four characters a token).

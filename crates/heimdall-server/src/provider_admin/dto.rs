@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use heimdall_providers::config::validate_provider_name;
+use heimdall_providers::config::{
+    MAX_BACKOFF_MS, MAX_BASE_URL_LEN, MAX_EXTRA_HEADERS, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN,
+    MAX_KEY_MODELS, MAX_KEY_VALUE_LEN, MAX_MODEL_NAME_LEN, MAX_REQUEST_TIMEOUT_SECS, MAX_RETRIES,
+    validate_provider_name,
+};
 use heimdall_providers::{KeyConfig, KeyValue, NetworkConfig, ProviderConfig, ProviderKind};
 use heimdall_store::{StoredProvider, StoredProviderKey};
 use serde::Deserialize;
@@ -16,6 +20,7 @@ use crate::error::ApiError;
 
 /// `POST /api/providers` and `PUT /api/providers/{p}` body.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderBody {
     /// Name (required on POST; on PUT, when present, must match the path).
     #[serde(default)]
@@ -30,6 +35,7 @@ pub struct ProviderBody {
 
 /// `POST /api/providers/{p}/keys` and `PUT …/keys/{id}` body.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyBody {
     pub name: String,
     pub value: KeyValue,
@@ -73,46 +79,134 @@ pub fn checked_kind(name: &str, kind: Option<&str>) -> Result<ProviderKind, ApiE
     }
 }
 
-/// Validates network settings.
+fn invalid(param: &str, message: String) -> ApiError {
+    ApiError::invalid_request(message).with_param(param)
+}
+
+/// Validates network settings (limits: docs/providers.md).
 pub fn check_network(n: &NetworkConfig) -> Result<(), ApiError> {
     let url = n.base_url.trim();
-    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(ApiError::invalid_request(format!(
-            "network_config.base_url must start with http:// or https:// (got \"{url}\")"
-        ))
-        .with_param("network_config.base_url"));
-    }
-    if n.default_request_timeout_in_seconds == 0 {
-        return Err(ApiError::invalid_request(
-            "network_config.default_request_timeout_in_seconds must be at least 1",
+    if n.base_url.chars().count() > MAX_BASE_URL_LEN {
+        return Err(invalid(
+            "network_config.base_url",
+            format!("network_config.base_url must be at most {MAX_BASE_URL_LEN} characters"),
         ));
+    }
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(
+            "network_config.base_url",
+            format!("network_config.base_url must start with http:// or https:// (got \"{url}\")"),
+        ));
+    }
+    let timeout = n.default_request_timeout_in_seconds;
+    if !(1..=MAX_REQUEST_TIMEOUT_SECS).contains(&timeout) {
+        return Err(invalid(
+            "network_config.default_request_timeout_in_seconds",
+            format!(
+                "network_config.default_request_timeout_in_seconds must be from 1 to {MAX_REQUEST_TIMEOUT_SECS} (got {timeout})"
+            ),
+        ));
+    }
+    if n.max_retries > MAX_RETRIES {
+        return Err(invalid(
+            "network_config.max_retries",
+            format!(
+                "network_config.max_retries must be at most {MAX_RETRIES} (got {})",
+                n.max_retries
+            ),
+        ));
+    }
+    for (field, v) in [
+        ("retry_backoff_initial", n.retry_backoff_initial),
+        ("retry_backoff_max", n.retry_backoff_max),
+    ] {
+        if v > MAX_BACKOFF_MS {
+            return Err(invalid(
+                &format!("network_config.{field}"),
+                format!("network_config.{field} must be at most {MAX_BACKOFF_MS} ms (got {v})"),
+            ));
+        }
     }
     if n.retry_backoff_initial > n.retry_backoff_max {
-        return Err(ApiError::invalid_request(
-            "network_config.retry_backoff_initial must not exceed retry_backoff_max",
+        return Err(invalid(
+            "network_config.retry_backoff_initial",
+            "network_config.retry_backoff_initial must not exceed retry_backoff_max".into(),
         ));
+    }
+    let param = "network_config.extra_headers";
+    if n.extra_headers.len() > MAX_EXTRA_HEADERS {
+        return Err(invalid(
+            param,
+            format!(
+                "network_config.extra_headers may hold at most {MAX_EXTRA_HEADERS} headers (got {})",
+                n.extra_headers.len()
+            ),
+        ));
+    }
+    for (name, value) in &n.extra_headers {
+        if name.len() > MAX_HEADER_NAME_LEN {
+            return Err(invalid(
+                param,
+                format!(
+                    "network_config.extra_headers: a header name is longer than {MAX_HEADER_NAME_LEN} characters"
+                ),
+            ));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN {
+            return Err(invalid(
+                param,
+                format!(
+                    "network_config.extra_headers: the value of {name:?} is longer than {MAX_HEADER_VALUE_LEN} characters"
+                ),
+            ));
+        }
     }
     heimdall_providers::transport::header_map(&n.extra_headers)
         .map(|_| ())
-        .map_err(|e| ApiError::invalid_request(format!("network_config.extra_headers: {e}")))
+        .map_err(|e| invalid(param, format!("network_config.extra_headers: {e}")))
 }
 
-/// Validates a key body.
+/// Validates a key body (limits: docs/providers.md).
 pub fn check_key(k: &KeyBody) -> Result<(), ApiError> {
-    if k.name.trim().is_empty() || k.name.len() > 128 {
+    if k.name.trim().is_empty() || k.name.chars().count() > 128 {
         return Err(
             ApiError::invalid_request("key name must be 1 to 128 characters").with_param("name"),
         );
     }
-    let empty = match &k.value {
-        KeyValue::Plain(v) => v.trim().is_empty(),
-        KeyValue::EnvVar { env_var } => env_var.trim().is_empty(),
+    let text = match &k.value {
+        KeyValue::Plain(v) => v,
+        KeyValue::EnvVar { env_var } => env_var,
     };
-    if empty {
+    if text.trim().is_empty() {
         return Err(ApiError::invalid_request(
             "key value must be a non-empty string or {\"env_var\": \"NAME\"}",
         )
         .with_param("value"));
+    }
+    if text.len() > MAX_KEY_VALUE_LEN {
+        return Err(invalid(
+            "value",
+            format!("key value must be at most {MAX_KEY_VALUE_LEN} characters"),
+        ));
+    }
+    if k.models.len() > MAX_KEY_MODELS {
+        return Err(invalid(
+            "models",
+            format!(
+                "models may hold at most {MAX_KEY_MODELS} entries (got {})",
+                k.models.len()
+            ),
+        ));
+    }
+    if let Some(i) = k
+        .models
+        .iter()
+        .position(|m| m.trim().is_empty() || m.chars().count() > MAX_MODEL_NAME_LEN)
+    {
+        return Err(invalid(
+            &format!("models[{i}]"),
+            format!("models[{i}] must be 1 to {MAX_MODEL_NAME_LEN} characters"),
+        ));
     }
     if !k.weight.is_finite() || k.weight < 0.0 {
         return Err(
@@ -127,9 +221,16 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// ProviderResponse.
+/// A `base_url` left empty shows the kind's default, the URL the provider
+/// calls.
 pub fn provider_json(p: &StoredProvider, keys_count: usize) -> Value {
-    let network: NetworkConfig =
+    let mut network: NetworkConfig =
         serde_json::from_value(p.network_config.clone()).unwrap_or_default();
+    if network.base_url.trim().is_empty()
+        && let Ok(kind) = p.kind.parse::<ProviderKind>()
+    {
+        network.base_url = kind.default_base_url().to_owned();
+    }
     json!({
         "name": p.name,
         "kind": p.kind,

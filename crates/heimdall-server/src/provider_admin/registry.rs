@@ -53,6 +53,63 @@ struct Inner {
     models: ArcSwap<HashMap<String, Vec<String>>>,
     /// Serialises reloads so an older read never overwrites a newer one.
     reload_lock: tokio::sync::Mutex<()>,
+    /// The model-list fetch running for each provider, with the instance it
+    /// fetches for: a reload aborts the fetch of every provider it replaces
+    /// or removes, so a deleted provider's retries stop at once.
+    refreshing: std::sync::Mutex<HashMap<String, (Upstream, tokio::task::AbortHandle)>>,
+}
+
+impl Inner {
+    /// Starts fetching `up`'s model list, unless `up` is no longer the live
+    /// instance of its provider; replaces a fetch already running for it.
+    fn spawn_refresh(self: &Arc<Self>, up: Upstream) {
+        let name = up.config().name.clone();
+        let mut running = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // checked under the lock that `retire` takes after a snapshot swap,
+        // so a fetch for a replaced instance is either never started or aborted
+        let live = self
+            .snapshot
+            .load()
+            .get(&name)
+            .is_some_and(|cur| cur.same_instance(&up));
+        if !live {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn({
+            let up = up.clone();
+            async move { refresh_one(&weak, &up).await }
+        });
+        if let Some((_, old)) = running.insert(name, (up, task.abort_handle())) {
+            old.abort();
+        }
+    }
+
+    /// Aborts the fetches of providers that are gone or were replaced, and
+    /// forgets the model lists of providers that are gone.
+    fn retire(&self, next: &Snapshot) {
+        let mut running = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        running.retain(|name, (up, task)| {
+            let live = next.get(name).is_some_and(|cur| cur.same_instance(up));
+            if !live {
+                task.abort();
+            }
+            live
+        });
+        if self.models.load().keys().any(|k| !next.contains(k)) {
+            self.models.rcu(|current| {
+                let mut m = HashMap::clone(current);
+                m.retain(|k, _| next.contains(k));
+                m
+            });
+        }
+    }
 }
 
 /// Cheap to clone; shared by the request path and the management API.
@@ -114,15 +171,12 @@ impl Registry {
                 },
             }
         }
-        self.inner
-            .snapshot
-            .store(Arc::new(Snapshot { providers: next }));
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            for up in changed {
-                refresh_one(&weak, &up).await;
-            }
-        });
+        let next = Arc::new(Snapshot { providers: next });
+        self.inner.snapshot.store(next.clone());
+        self.inner.retire(&next);
+        for up in changed {
+            self.inner.spawn_refresh(up);
+        }
         Ok(())
     }
 }
@@ -143,8 +197,9 @@ async fn refresh_one(inner: &Weak<Inner>, up: &Upstream) {
     }
 }
 
-/// Every five minutes, refreshes every provider's model list; stops when the
-/// registry is gone.
+/// Every five minutes, refreshes every provider's model list (one task per
+/// provider, aborted when the provider is replaced or deleted); stops when
+/// the registry is gone.
 fn spawn_model_refresh(inner: Weak<Inner>) {
     tokio::spawn(async move {
         loop {
@@ -153,9 +208,8 @@ fn spawn_model_refresh(inner: Weak<Inner>) {
                 return;
             };
             let snapshot = strong.snapshot.load_full();
-            drop(strong);
             for up in snapshot.providers.values() {
-                refresh_one(&inner, up).await;
+                strong.spawn_refresh(up.clone());
             }
         }
     });

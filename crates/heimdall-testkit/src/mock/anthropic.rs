@@ -103,7 +103,7 @@ pub(crate) async fn messages(
     }
     let id = format!("msg_mock{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let tool = tool_to_call(&req);
-    if req.stream {
+    if req.stream && !plan.ignore_stream {
         let events = stream_events(&plan, &id, &model, tool);
         let body = Body::from_stream(sse_body(state.clone(), &plan, events));
         return (

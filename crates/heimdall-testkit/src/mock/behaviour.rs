@@ -55,6 +55,9 @@ pub(crate) struct Plan {
     pub chunks: u64,
     /// Stop the stream abruptly after this many events.
     pub cut_after: Option<usize>,
+    /// Answer a stream request with the whole JSON answer, as servers that
+    /// ignore `stream: true` do (`x-mock-ignore-stream: 1`).
+    pub ignore_stream: bool,
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -91,6 +94,7 @@ impl Plan {
                 .unwrap_or(completion_tokens)
                 .clamp(1, completion_tokens),
             cut_after: header_u64(headers, "x-mock-cut-after").map(|n| n as usize),
+            ignore_stream: header_u64(headers, "x-mock-ignore-stream").is_some_and(|v| v > 0),
         }
     }
 

@@ -108,7 +108,7 @@ pub(crate) async fn chat(
     };
     let id = format!("chatcmpl-mock{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let tool = tool_to_call(&req);
-    if req.stream {
+    if req.stream && !plan.ignore_stream {
         let include_usage = req
             .stream_options
             .as_ref()
