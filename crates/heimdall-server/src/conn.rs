@@ -171,6 +171,9 @@ async fn accept_failed(e: io::Error) {
 struct Shared {
     /// Requests whose response body has not finished.
     in_flight: AtomicUsize,
+    /// Requests begun on this connection (one may begin and end between two
+    /// looks of the watcher).
+    begun: AtomicUsize,
     /// Bytes arrived since the watcher last looked.
     read: AtomicBool,
     /// The connection speaks HTTP/2 (it began with the preface).
@@ -183,6 +186,7 @@ struct InFlight(Arc<Shared>);
 impl InFlight {
     fn new(shared: &Arc<Shared>) -> InFlight {
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        shared.begun.fetch_add(1, Ordering::Relaxed);
         InFlight(shared.clone())
     }
 }
@@ -216,6 +220,7 @@ where
     let mut conn = pin!(conn);
     let start = Instant::now();
     let mut phase = Phase::Head(start);
+    let mut seen_begun = 0;
     let mut armed = start + limits.header_read_timeout;
     let mut timer = pin!(tokio::time::sleep_until(armed));
     let closed = poll_fn(|cx| {
@@ -226,12 +231,16 @@ where
             return Poll::Ready(None);
         }
         let busy = shared.in_flight.load(Ordering::Relaxed) > 0;
+        let begun = shared.begun.load(Ordering::Relaxed);
+        let new_request = begun != seen_begun;
+        seen_begun = begun;
         let read = shared.read.load(Ordering::Relaxed);
         if read {
             shared.read.store(false, Ordering::Relaxed);
         }
         phase = match phase {
             _ if busy => Phase::Busy,
+            _ if new_request => Phase::Idle(Instant::now()),
             Phase::Busy => Phase::Idle(Instant::now()),
             // On HTTP/2, bytes without a stream (pings, settings) are activity.
             Phase::Head(_) | Phase::Idle(_) if read && shared.h2.load(Ordering::Relaxed) => {
