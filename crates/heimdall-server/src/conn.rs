@@ -562,7 +562,11 @@ impl Io {
 
     /// Writes the pending envelope; reports `original` bytes written (what
     /// hyper gave) once it is all out.
-    fn poll_replacement(&mut self, cx: &mut Context<'_>, original: usize) -> Poll<io::Result<usize>> {
+    fn poll_replacement(
+        &mut self,
+        cx: &mut Context<'_>,
+        original: usize,
+    ) -> Poll<io::Result<usize>> {
         while let Some((bytes, done)) = self.replacing.as_mut() {
             if *done >= bytes.len() {
                 self.replacing = None;
@@ -722,7 +726,7 @@ pub fn raise_open_file_limit() -> io::Result<(u64, u64)> {
     }
     let before = lim.rlim_cur;
     if lim.rlim_cur >= lim.rlim_max {
-        return Ok((before as u64, before as u64));
+        return Ok((rlim(before), rlim(before)));
     }
     let raised = libc::rlimit {
         rlim_cur: lim.rlim_max,
@@ -732,7 +736,14 @@ pub fn raise_open_file_limit() -> io::Result<(u64, u64)> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((before as u64, raised.rlim_cur as u64))
+    Ok((rlim(before), rlim(raised.rlim_cur)))
+}
+
+/// `rlim_t` is 64 bits on the systems we build for, but not by definition.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)]
+fn rlim(v: libc::rlim_t) -> u64 {
+    v as u64
 }
 
 /// Not available off Unix.

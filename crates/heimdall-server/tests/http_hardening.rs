@@ -131,8 +131,7 @@ impl Raw {
         if head_only || status == 100 {
             return Some(r);
         }
-        if r
-            .header("transfer-encoding")
+        if r.header("transfer-encoding")
             .is_some_and(|t| t.contains("chunked"))
         {
             loop {
@@ -159,7 +158,9 @@ impl Raw {
                 }
             }
         }
-        let len: usize = r.header("content-length").map_or(Some(0), |v| v.parse().ok())?;
+        let len: usize = r
+            .header("content-length")
+            .map_or(Some(0), |v| v.parse().ok())?;
         while self.buf.len() < len {
             if !self.fill().await {
                 return None;
@@ -284,7 +285,10 @@ async fn a_request_in_flight_is_not_idle() {
         )
         .await;
         let t = Instant::now();
-        let r = c.response().await.expect("an answer after the upstream's delay");
+        let r = c
+            .response()
+            .await
+            .expect("an answer after the upstream's delay");
         assert_eq!(r.status, 200, "{}", r.head);
         assert!(t.elapsed() >= secs(1.4), "{:?}", t.elapsed());
         if stream {
@@ -527,7 +531,10 @@ async fn a_kept_alive_connection_answers_after_an_unread_body() {
         c.try_send(&body.as_bytes()[..1000]).await;
         tokio::time::sleep(secs(0.1)).await;
         c.try_send(&body.as_bytes()[1000..]).await;
-        let r = c.response().await.unwrap_or_else(|| panic!("{name}: no response"));
+        let r = c
+            .response()
+            .await
+            .unwrap_or_else(|| panic!("{name}: no response"));
         assert_eq!(r.status, status, "{name}: {}", r.head);
         let closing = r.header("connection").as_deref() == Some("close");
         c.try_send(HEALTH).await;
@@ -551,7 +558,12 @@ async fn an_unread_body_too_large_to_drain_closes_with_connection_close() {
         .await;
     let r = c.response().await.expect("an answer");
     assert_eq!(r.status, 404, "{}", r.head);
-    assert_eq!(r.header("connection").as_deref(), Some("close"), "{}", r.head);
+    assert_eq!(
+        r.header("connection").as_deref(),
+        Some("close"),
+        "{}",
+        r.head
+    );
     assert!(c.closed_within(secs(2.0)).await.is_some());
     s.stop().await;
 }
