@@ -567,3 +567,37 @@ async fn an_unread_body_too_large_to_drain_closes_with_connection_close() {
     assert!(c.closed_within(secs(2.0)).await.is_some());
     s.stop().await;
 }
+
+// ---- The serving loop itself ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_without_tls_is_still_served() {
+    let (s, _db) = server_with(|c| {
+        c.server.body_read_timeout = "5s".to_string();
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = client.get(s.url("/health")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    // A body the handler never reads does not break the connection.
+    let r = client
+        .post(s.url("/nope"))
+        .body(vec![b'x'; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client
+        .post(s.url("/api/governance/access-profiles"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "over-h2"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    s.stop().await;
+}
