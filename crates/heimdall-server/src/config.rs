@@ -40,6 +40,16 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Provider for a bare model name on `/v1` (none: such a request is a 400).
     pub default_provider: Option<String>,
+    /// Longest time from a connection's first byte of a request head (or
+    /// from accept) to the end of that head; past it the connection closes.
+    pub header_read_timeout: String,
+    /// A connection with no request in flight and no bytes for this long is
+    /// closed (a response still streaming is a request in flight).
+    pub idle_timeout: String,
+    /// Longest time a request body may take to arrive; past it → 408.
+    pub body_read_timeout: String,
+    /// Most connections open at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -48,7 +58,46 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_string(),
             max_body_bytes: 32 * 1024 * 1024,
             default_provider: None,
+            header_read_timeout: "10s".to_string(),
+            idle_timeout: "60s".to_string(),
+            body_read_timeout: "60s".to_string(),
+            max_connections: 10_000,
         }
+    }
+}
+
+impl ServerConfig {
+    /// `header_read_timeout`, parsed (validated at load).
+    pub fn header_read_timeout(&self) -> Duration {
+        parse_duration("", &self.header_read_timeout).unwrap_or(Duration::from_secs(10))
+    }
+
+    /// `idle_timeout`, parsed (validated at load).
+    pub fn idle_timeout(&self) -> Duration {
+        parse_duration("", &self.idle_timeout).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// `body_read_timeout`, parsed (validated at load).
+    pub fn body_read_timeout(&self) -> Duration {
+        parse_duration("", &self.body_read_timeout).unwrap_or(Duration::from_secs(60))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (setting, text) in [
+            ("server.header_read_timeout", &self.header_read_timeout),
+            ("server.idle_timeout", &self.idle_timeout),
+            ("server.body_read_timeout", &self.body_read_timeout),
+        ] {
+            if parse_duration(setting, text)?.is_zero() {
+                return Err(ConfigError(format!("{setting} must be greater than 0")));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError(
+                "server.max_connections must be greater than 0".to_string(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -271,6 +320,7 @@ impl Config {
                 "server.max_body_bytes must be greater than 0".to_string(),
             ));
         }
+        self.server.validate()?;
         parse_duration(
             "governance.vk_rotation_grace",
             &self.governance.vk_rotation_grace,
@@ -320,6 +370,10 @@ mod tests {
         assert!(c.governance.require_virtual_key);
         assert_eq!(c.governance.flush_interval(), Duration::from_secs(1));
         assert_eq!(c.server.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.server.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(c.server.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(c.server.body_read_timeout(), Duration::from_secs(60));
+        assert_eq!(c.server.max_connections, 10_000);
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
@@ -367,6 +421,15 @@ mod tests {
         std::fs::write(&path, "governance:\n  flush_interval: soon\n").unwrap();
         let e = Config::load(Some(&path), &no_env).unwrap_err();
         assert!(e.0.contains("governance.flush_interval"), "{e}");
+        std::fs::write(&path, "server:\n  idle_timeout: forever\n").unwrap();
+        let e = Config::load(Some(&path), &no_env).unwrap_err();
+        assert!(e.0.contains("server.idle_timeout"), "{e}");
+        std::fs::write(&path, "server:\n  header_read_timeout: 0s\n").unwrap();
+        let e = Config::load(Some(&path), &no_env).unwrap_err();
+        assert!(e.0.contains("server.header_read_timeout"), "{e}");
+        std::fs::write(&path, "server:\n  max_connections: 0\n").unwrap();
+        let e = Config::load(Some(&path), &no_env).unwrap_err();
+        assert!(e.0.contains("server.max_connections"), "{e}");
         let e = Config::from_yaml("server:\n  lisen: x\n").unwrap_err();
         assert!(e.0.contains("lisen"), "{e}");
     }

@@ -45,7 +45,8 @@ pub fn parse_stored_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 /// ordinary client see its 413.
 const DRAIN_BEYOND_LIMIT: usize = 8 * 1024 * 1024;
 
-/// The raw body, with the size limit enforced as a 413.
+/// The raw body, with the size limit enforced as a 413 (and the body read
+/// timeout, enforced by the connection layer, as a 408).
 pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
 
@@ -64,9 +65,7 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError
     let mut buf = bytes::BytesMut::with_capacity(expected.min(limit));
     let mut seen: usize = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::invalid_request(format!("could not read the request body: {e}"))
-        })?;
+        let frame = frame.map_err(body_read_error)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -82,6 +81,23 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError
         return Err(ApiError::too_large(limit));
     }
     Ok(buf.freeze())
+}
+
+/// A body that broke off: past `server.body_read_timeout` (set on the body
+/// by the connection layer) → 408 `request_timeout`, anything else → 400.
+fn body_read_error(e: axum::Error) -> ApiError {
+    let inner = e.into_inner();
+    match crate::conn::BodyTimeout::find(inner.as_ref()) {
+        Some(t) => ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} (server.body_read_timeout)",
+                crate::conn::human(&t.0)
+            ),
+        ),
+        None => ApiError::invalid_request(format!("could not read the request body: {inner}")),
+    }
 }
 
 /// Maps a body rejection: over the limit → 413, anything else → 400.

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod governance;

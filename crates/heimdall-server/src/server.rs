@@ -5,7 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use heimdall_core::clock::{Clock, SystemClock};
 use heimdall_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -96,30 +95,8 @@ impl Server {
         let app = router::build(self.state.clone());
         let background = tokio::spawn(crate::maintenance::run(self.state.clone()));
         let flusher = tokio::spawn(crate::governance::flush_loop(self.state.clone()));
-        // Small SSE frames must leave at once: without TCP_NODELAY, Nagle's
-        // algorithm and delayed ACKs hold each frame for up to 40 ms.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        // Graceful, but bounded: after the signal, in-flight requests get
-        // `SHUTDOWN_GRACE` to finish (a long stream must not hold the exit).
-        let stopping = Arc::new(tokio::sync::Notify::new());
-        let notify = stopping.clone();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            notify.notify_one();
-        });
-        let deadline = async move {
-            stopping.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        let result = tokio::select! {
-            r = serve => r,
-            () = deadline => {
-                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "in-flight requests still running at the end of the shutdown grace; closing them");
-                Ok(())
-            }
-        };
+        let limits = crate::conn::Limits::from_config(&self.state.config.server);
+        crate::conn::serve(self.listener, app, limits, shutdown, SHUTDOWN_GRACE).await;
         background.abort();
         flusher.abort();
         // Every counter to the store before exit, so a restart continues
@@ -129,6 +106,6 @@ impl Server {
             Err(e) => tracing::error!(error = %e, "final usage flush failed"),
         }
         self.state.store.close().await;
-        result
+        Ok(())
     }
 }

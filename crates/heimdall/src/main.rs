@@ -158,7 +158,26 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
+/// Raises the open-file limit to the hard limit (each connection, and each
+/// upstream connection it causes, holds a descriptor) and says what it got.
+fn raise_open_file_limit(max_connections: usize) {
+    match heimdall_server::conn::raise_open_file_limit() {
+        Ok((before, now)) => {
+            tracing::info!(before, now, "open-file limit");
+            if max_connections as u64 > now {
+                tracing::warn!(
+                    max_connections,
+                    open_file_limit = now,
+                    "server.max_connections is above the open-file limit; accepting will fail before the bound is reached"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
 async fn serve(config: Config) -> Result<(), String> {
+    raise_open_file_limit(config.server.max_connections);
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     if let Some(token) = &server.generated_admin_token {
         tracing::warn!(
