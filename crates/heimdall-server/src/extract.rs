@@ -25,6 +25,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A JSON body decoded into `T` with NUL characters allowed: for access
+/// profiles, whose free text the store encodes so that NUL survives on
+/// both backends (`heimdall_store::profiles::encode_text`).
+#[derive(Debug)]
+pub struct JsonBodyKeepingNul<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBodyKeepingNul<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(JsonBodyKeepingNul)
+    }
+}
+
 /// Decodes a management body as [`parse_json`] does, and refuses a NUL
 /// character in any of its strings with a 400 naming the field
 /// (`crate::nul_guard` says why).

@@ -1,10 +1,15 @@
 //! Text the store cannot keep: PostgreSQL refuses a NUL character in text
 //! (`invalid byte sequence for encoding "UTF8": 0x00`), which would surface
-//! as a 500. SQLite would store it, so the two backends would disagree. No
-//! id, name or description has a use for NUL, so the management API refuses
-//! it before any handler runs: in a path id or a query value (`%00`), by a
-//! middleware on the management routers, and in a JSON body (`\u0000`), by
-//! [`crate::extract::JsonBody`]. Each is a 400 naming the field.
+//! as a 500, while SQLite would store it, so the two backends would
+//! disagree. The management API therefore refuses NUL before any handler
+//! runs, with a 400 naming the field: in a path id or a query value
+//! (`%00`), by a middleware on the management routers, and in a JSON body
+//! (`\u0000`), by [`crate::extract::JsonBody`].
+//!
+//! Access profiles are the exception: their free text is stored encoded
+//! (`heimdall_store`'s `encode_text`), so a NUL in a profile's name or
+//! description survives on both backends, and their bodies are read with
+//! [`crate::extract::JsonBodyKeepingNul`].
 //!
 //! Inference bodies are not checked: prompts are forwarded, never stored.
 

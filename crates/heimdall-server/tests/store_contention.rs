@@ -65,8 +65,8 @@ mod contention {
 
             let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
             let mut writers = Vec::new();
-            for w in 0..WRITERS {
-                let (env, failures, key_id) = (env.clone(), failures.clone(), keys[w].1.clone());
+            for (w, (_, key_id)) in keys.iter().take(WRITERS).enumerate() {
+                let (env, failures, key_id) = (env.clone(), failures.clone(), key_id.clone());
                 writers.push(tokio::spawn(async move {
                 for i in 0..WRITES_PER_WRITER {
                     let r = match i % 3 {

@@ -1,7 +1,7 @@
 //! Handlers for virtual keys: list a user's keys (masked), mint, delete,
 //! update, rotate, and the self-service quota route authenticated by a key.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
@@ -72,28 +72,31 @@ async fn mint_for(state: AppState, user_id: String, body: MintBody) -> Result<Re
 pub async fn mint(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    body: axum::body::Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    // An empty body is a mint with defaults.
-    let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
-        MintBody::default()
-    } else {
-        crate::extract::parse_stored_json(&body)?
-    };
+    let body = mint_body(req, &state).await?;
     mint_for(state, user_id, body).await
+}
+
+/// A mint body; an empty body is a mint with defaults. Read through
+/// `read_body` so that a body over the limit or too slow to arrive is
+/// answered in the envelope.
+async fn mint_body(req: Request, state: &AppState) -> Result<MintBody, ApiError> {
+    let body = crate::extract::read_body(req, state).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(MintBody::default())
+    } else {
+        crate::extract::parse_stored_json(&body)
+    }
 }
 
 /// Deprecated alias: `POST G/users/{user_id}/access-profiles/{profile_id}/virtual-keys`.
 pub async fn mint_alias(
     State(state): State<AppState>,
     Path((user_id, _profile_id)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
-        MintBody::default()
-    } else {
-        crate::extract::parse_stored_json(&body)?
-    };
+    let body = mint_body(req, &state).await?;
     mint_for(state, user_id, body).await
 }
 
