@@ -370,3 +370,66 @@ store_test!(
         }
     }
 );
+
+// A stored network_config that no longer parses (written by another
+// version, or by hand) must not turn into the defaults: those point at the
+// kind's public host, and the provider's keys would be sent there. The
+// provider is skipped (a chat through it is refused by Heimdall) and its
+// stored settings are shown as they are.
+store_test!(
+    a_stored_network_config_that_does_not_parse_is_not_served,
+    |db: TestDb| async move {
+        let s = TestServer::start(&db).await;
+        let r = s
+            .post(
+                "/api/providers",
+                provider("openai", json!({"base_url": "http://127.0.0.1:9"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = s
+            .post(
+                "/api/providers/openai/keys",
+                json!({"name": "k", "value": "sk-never-sent"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let store_url = s.store_url.clone();
+        s.stop().await;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&store_url)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE providers SET network_config = $1 WHERE name = 'openai'")
+            .bind(r#"{"base_url": "http://127.0.0.1:9", "from_a_later_version": true}"#)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let mut config = TestServer::config(&db);
+        config.governance.require_virtual_key = false;
+        let s = TestServer::start_with(config, None).await;
+        let shown = s.get("/api/providers/openai").await;
+        assert_eq!(shown.status, 200, "{}", shown.text);
+        assert_eq!(
+            shown.body["network_config"]["from_a_later_version"], true,
+            "{}",
+            shown.text
+        );
+        let r = s
+            .client
+            .post(s.url("/v1/chat/completions"))
+            .json(&json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!(
+            (400..500).contains(&status),
+            "a provider that is not served is refused by Heimdall, got {status}"
+        );
+    }
+);

@@ -223,14 +223,20 @@ fn time(t: DateTime<Utc>) -> String {
 /// ProviderResponse.
 /// A `base_url` left empty shows the kind's default, the URL the provider
 /// calls.
+/// A stored `network_config` that does not parse is shown as stored (the
+/// provider is then not served, see [`live_config`]).
 pub fn provider_json(p: &StoredProvider, keys_count: usize) -> Value {
-    let mut network: NetworkConfig =
-        serde_json::from_value(p.network_config.clone()).unwrap_or_default();
-    if network.base_url.trim().is_empty()
-        && let Ok(kind) = p.kind.parse::<ProviderKind>()
-    {
-        network.base_url = kind.default_base_url().to_owned();
-    }
+    let network = match serde_json::from_value::<NetworkConfig>(p.network_config.clone()) {
+        Ok(mut network) => {
+            if network.base_url.trim().is_empty()
+                && let Ok(kind) = p.kind.parse::<ProviderKind>()
+            {
+                network.base_url = kind.default_base_url().to_owned();
+            }
+            serde_json::to_value(network).unwrap_or(Value::Null)
+        }
+        Err(_) => p.network_config.clone(),
+    };
     json!({
         "name": p.name,
         "kind": p.kind,
@@ -274,8 +280,15 @@ pub fn live_config(p: &StoredProvider, keys: &[&StoredProviderKey]) -> Option<Pr
             return None;
         }
     };
-    let network: NetworkConfig =
-        serde_json::from_value(p.network_config.clone()).unwrap_or_default();
+    // A row that does not parse skips the provider: its defaults would send
+    // the provider's keys to the kind's public host instead.
+    let network: NetworkConfig = match serde_json::from_value(p.network_config.clone()) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(provider = %p.name, error = %e, "skipping stored provider: its network_config does not parse");
+            return None;
+        }
+    };
     let keys = keys
         .iter()
         .filter_map(|k| {
