@@ -12,31 +12,26 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A JSON body decoded into `T`.
+/// A JSON body decoded into `T`; a NUL character in any of its strings is
+/// a 400 naming the field (`crate::nul_guard`), unless `KEEP_NUL`.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T, const KEEP_NUL: bool = false>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+/// A JSON body with NUL characters allowed: for access profiles, whose free
+/// text the store encodes so that NUL survives on both backends
+/// (`heimdall_store`'s `encode_text`).
+pub type JsonBodyKeepingNul<T> = JsonBody<T, true>;
+
+impl<T: DeserializeOwned, const KEEP_NUL: bool> FromRequest<AppState> for JsonBody<T, KEEP_NUL> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
-        parse_stored_json(&bytes).map(JsonBody)
-    }
-}
-
-/// A JSON body decoded into `T` with NUL characters allowed: for access
-/// profiles, whose free text the store encodes so that NUL survives on
-/// both backends (`heimdall_store::profiles::encode_text`).
-#[derive(Debug)]
-pub struct JsonBodyKeepingNul<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBodyKeepingNul<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state).await?;
-        parse_json(&bytes).map(JsonBodyKeepingNul)
+        if KEEP_NUL {
+            parse_json(&bytes).map(JsonBody)
+        } else {
+            parse_stored_json(&bytes).map(JsonBody)
+        }
     }
 }
 

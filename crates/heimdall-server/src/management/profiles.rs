@@ -20,7 +20,7 @@ use super::dto;
 use super::query::{flag, page};
 use crate::auth::Actor;
 use crate::error::ApiError;
-use crate::extract::{JsonBodyKeepingNul, QueryParams, parse_id};
+use crate::extract::{JsonBody, JsonBodyKeepingNul, QueryParams, parse_id};
 use crate::state::AppState;
 
 type ApiResult = Result<axum::response::Response, ApiError>;
@@ -99,7 +99,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    JsonBodyKeepingNul(req): JsonBodyKeepingNul<ProfileCreate>,
+    JsonBody(req): JsonBodyKeepingNul<ProfileCreate>,
 ) -> ApiResult {
     let now = state.clock.now();
     let v = validate_create(req, now)?;
@@ -146,7 +146,7 @@ pub async fn update(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    JsonBodyKeepingNul(patch): JsonBodyKeepingNul<ProfilePatch>,
+    JsonBody(patch): JsonBodyKeepingNul<ProfilePatch>,
 ) -> ApiResult {
     let id = profile_id(&id)?;
     let now = state.clock.now();
@@ -213,7 +213,7 @@ pub async fn clone(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    JsonBodyKeepingNul(req): JsonBodyKeepingNul<CloneRequest>,
+    JsonBody(req): JsonBodyKeepingNul<CloneRequest>,
 ) -> ApiResult {
     let id = profile_id(&id)?;
     let name = normalize_name(req.name.as_deref())?;
