@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::auth::require_admin;
 use crate::error::ApiError;
-use crate::governance::IndexChange;
+use crate::management::Declared;
 use crate::state::AppState;
 use crate::{inference, management, provider_admin};
 
@@ -61,45 +61,32 @@ pub fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What a successful write to `path` changed in the policy index, when its
-/// handler did not say: the user in the path, the owner of the key in the
-/// path, nothing for templates and roles, else everything.
-async fn index_change_of(state: &AppState, path: &str) -> IndexChange {
-    let rest = path
-        .strip_prefix("/api/governance")
-        .or_else(|| path.strip_prefix("/api"))
-        .unwrap_or(path);
-    let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    match parts.as_slice() {
-        ["users", id, ..] => IndexChange::Users(vec![(*id).to_string()]),
-        ["virtual-keys", key_id, ..] => match state.store.get_key(key_id).await {
-            Ok(k) => IndexChange::Users(vec![k.user_id]),
-            Err(_) => IndexChange::Everything,
-        },
-        ["rbac", ..] => IndexChange::Nothing,
-        ["access-profiles", _, "roles"] | ["access-profiles", _, "propagate"] => {
-            IndexChange::Everything
-        }
-        ["access-profiles", ..] => IndexChange::Nothing,
-        _ => IndexChange::Everything,
-    }
-}
-
-/// After a successful management write, updates the policy index before
-/// the response leaves, so the next request already sees the change.
+/// After a successful management write, applies the index change its
+/// handler declared (`management::Written`) before the response leaves, so
+/// the next request already sees it. Write routes only accept handlers that
+/// declare one (`management::RouteTable`); a successful write answer
+/// without one is a bug, answered with a 500 rather than guessed at.
 async fn reload_after_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let writes =
-        req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let method = req.method().clone();
+    let writes = method != axum::http::Method::GET && method != axum::http::Method::HEAD;
     let path = req.uri().path().to_string();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    let declared = resp.extensions_mut().remove::<Declared>();
     if !(writes && resp.status().is_success()) {
         return resp;
     }
-    let change = match resp.extensions().get::<IndexChange>() {
-        Some(c) => c.clone(),
-        None => index_change_of(&state, &path).await,
+    let Some(declared) = declared else {
+        tracing::error!(%method, %path, "a management write declared no index change");
+        return ApiError::internal(format!(
+            "{method} {path} did not say what it changed in the policy index; the change may only apply after the next write or restart"
+        ))
+        .into_response();
     };
-    if let Err(e) = state.governance.apply(&state.store, &change).await {
+    if let Err(e) = state
+        .governance
+        .apply(&state.store, declared.change())
+        .await
+    {
         return ApiError::internal(format!(
             "the change was saved, but the policy index could not be updated ({e}); it will apply after the next successful write or restart"
         ))

@@ -4,7 +4,7 @@
 //!
 //! The request path reads the snapshot and touches counters only; it never
 //! waits on the store. Management writes rebuild the snapshot before their
-//! response is sent (`reload`), so the next request already sees them.
+//! response is sent (`apply`), so the next request already sees them.
 
 mod flush;
 pub mod pricing_api;
@@ -38,9 +38,9 @@ pub struct Governance {
     rebuild: tokio::sync::Mutex<Interner>,
 }
 
-/// What a management write changed in the policy index; handlers attach it
-/// to their response, the reload middleware applies it. A write that says
-/// nothing gets a full rebuild.
+/// What a management write changed in the policy index. Every write
+/// handler returns it with its answer (`management::Written`); the reload
+/// middleware applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndexChange {
     /// Templates, roles or prices only: copies and keys are untouched.
@@ -49,14 +49,6 @@ pub enum IndexChange {
     Users(Vec<String>),
     /// Many users may have changed.
     Everything,
-}
-
-impl IndexChange {
-    /// Marks a response with what its write changed.
-    pub fn mark(self, mut resp: axum::response::Response) -> axum::response::Response {
-        resp.extensions_mut().insert(self);
-        resp
-    }
 }
 
 impl std::fmt::Debug for Governance {

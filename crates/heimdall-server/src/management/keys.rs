@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::copy_dto;
+use super::write::Written;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -48,7 +49,7 @@ pub struct MintBody {
     description: Option<String>,
 }
 
-async fn mint_for(state: AppState, user_id: String, body: MintBody) -> Result<Response, ApiError> {
+async fn mint_for(state: AppState, user_id: String, body: MintBody) -> Result<Written, ApiError> {
     let name = check_key_name(body.name.as_deref())?;
     // Capped like profile and role descriptions, so that one user's key
     // list cannot grow to megabytes.
@@ -62,10 +63,10 @@ async fn mint_for(state: AppState, user_id: String, body: MintBody) -> Result<Re
             state.clock.now(),
         )
         .await?;
-    Ok(axum::Json(json!({
+    let resp = axum::Json(json!({
         "virtual_key": {"id": key.id, "name": key.name, "value": key.value},
-    }))
-    .into_response())
+    }));
+    Ok(Written::user(user_id, resp))
 }
 
 /// `POST G/users/{user_id}/virtual-keys`
@@ -73,7 +74,7 @@ pub async fn mint(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let body = mint_body(req, &state).await?;
     mint_for(state, user_id, body).await
 }
@@ -95,7 +96,7 @@ pub async fn mint_alias(
     State(state): State<AppState>,
     Path((user_id, _profile_id)): Path<(String, String)>,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let body = mint_body(req, &state).await?;
     mint_for(state, user_id, body).await
 }
@@ -104,12 +105,10 @@ pub async fn mint_alias(
 pub async fn delete(
     State(state): State<AppState>,
     Path((user_id, key_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let key = state.store.delete_user_key(&user_id, &key_id).await?;
-    Ok(
-        axum::Json(json!({ "message": format!("virtual key \"{}\" deleted", key.name) }))
-            .into_response(),
-    )
+    let resp = axum::Json(json!({ "message": format!("virtual key \"{}\" deleted", key.name) }));
+    Ok(Written::user(key.user_id, resp))
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,7 +127,7 @@ pub async fn update(
     State(state): State<AppState>,
     Path(key_id): Path<String>,
     JsonBody(body): JsonBody<UpdateKeyBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let name = check_key_name(body.name.as_deref())?;
     let description = body.description.map(validate_description).transpose()?;
     let key = state
@@ -141,25 +140,32 @@ pub async fn update(
             body.expires_at,
         )
         .await?;
-    Ok(axum::Json(json!({ "virtual_key": copy_dto::key(&key) })).into_response())
+    let resp = axum::Json(json!({ "virtual_key": copy_dto::key(&key) }));
+    Ok(Written::user(key.user_id, resp))
 }
 
 /// `POST G/virtual-keys/{vk_id}/rotate`
 pub async fn rotate(
     State(state): State<AppState>,
     Path(key_id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let grace =
         Duration::from_std(state.config.governance.vk_rotation_grace()).unwrap_or(Duration::zero());
     let key = state
         .store
         .rotate_key(&key_id, grace, state.clock.now())
         .await?;
-    Ok(axum::Json(json!({
+    let resp = axum::Json(json!({
         "message": format!("virtual key \"{}\" rotated", key.name),
         "virtual_key": {"id": key.id, "name": key.name, "value": key.value},
-    }))
-    .into_response())
+    }));
+    // The rotation does not return the key's owner: read it back (a key
+    // never changes owner). Should that read fail after the rotation
+    // committed, the whole index is rebuilt instead.
+    Ok(match state.store.get_key(&key_id).await {
+        Ok(k) => Written::user(k.user_id, resp),
+        Err(_) => Written::everything(resp),
+    })
 }
 
 /// `GET G/virtual-keys/quota`: authenticated by the virtual key itself.

@@ -12,94 +12,79 @@ mod query;
 mod roles;
 mod user_copies;
 mod users;
+mod write;
 
 use axum::Router;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 
 use crate::state::AppState;
 
+pub use write::{Declared, DeclaresChange, RouteTable, WriteMethod, Written, write_routes};
+
 /// Every governance route under `prefix` (`/api/governance` or `/api`).
 pub fn routes(prefix: &str) -> Router<AppState> {
-    let p = |path: &str| format!("{prefix}{path}");
-    Router::new()
-        .route(
-            &p("/access-profiles"),
-            get(profiles::list).post(profiles::create),
+    table(prefix).into_router()
+}
+
+/// The route table: every write route goes through `post`, `put` or
+/// `delete`, which accept only handlers that return `Written`.
+fn table(prefix: &str) -> RouteTable {
+    RouteTable::new(prefix)
+        .read("/access-profiles", profiles::list)
+        .post("/access-profiles", profiles::create)
+        .read("/access-profiles/audit-logs", audit::list_all)
+        .read("/access-profiles/{id}", profiles::get_one)
+        .put("/access-profiles/{id}", profiles::update)
+        .delete("/access-profiles/{id}", profiles::delete)
+        .put("/access-profiles/{id}/activate", profiles::activate)
+        .put("/access-profiles/{id}/deactivate", profiles::deactivate)
+        .post("/access-profiles/{id}/clone", profiles::clone)
+        .read("/access-profiles/{id}/versions", profiles::versions)
+        .read(
+            "/access-profiles/{id}/versions/{version}",
+            profiles::version,
         )
-        .route(&p("/access-profiles/audit-logs"), get(audit::list_all))
-        .route(
-            &p("/access-profiles/{id}"),
-            get(profiles::get_one)
-                .put(profiles::update)
-                .delete(profiles::delete),
+        .read("/access-profiles/{id}/audit-logs", audit::list_for_profile)
+        .post("/access-profiles/{id}/propagate", propagate::propagate)
+        .post("/access-profiles/{id}/roles", roles::attach)
+        .delete("/access-profiles/{id}/roles/{role_id}", roles::detach)
+        .read("/rbac/roles", roles::list)
+        .post("/rbac/roles", roles::create)
+        .read("/rbac/roles/{id}", roles::get_one)
+        .put("/rbac/roles/{id}", roles::update)
+        .delete("/rbac/roles/{id}", roles::delete)
+        .read("/users", users::list)
+        .post("/users", users::create)
+        .read("/users/{user_id}", users::get_one)
+        .delete("/users/{user_id}", users::delete)
+        .put("/users/{user_id}/role", users::change_role)
+        .read("/users/{user_id}/access-profiles", user_copies::list)
+        .post("/users/{user_id}/access-profiles", user_copies::assign)
+        .put(
+            "/users/{user_id}/access-profiles/{profile_id}",
+            user_copies::update,
         )
-        .route(
-            &p("/access-profiles/{id}/activate"),
-            put(profiles::activate),
+        .delete(
+            "/users/{user_id}/access-profiles/{profile_id}",
+            user_copies::detach,
         )
-        .route(
-            &p("/access-profiles/{id}/deactivate"),
-            put(profiles::deactivate),
+        .put(
+            "/users/{user_id}/access-profiles/{profile_id}/budgets/{budget_id}/override",
+            user_copies::set_override,
         )
-        .route(&p("/access-profiles/{id}/clone"), post(profiles::clone))
-        .route(
-            &p("/access-profiles/{id}/versions"),
-            get(profiles::versions),
+        .delete(
+            "/users/{user_id}/access-profiles/{profile_id}/budgets/{budget_id}/override",
+            user_copies::remove_override,
         )
-        .route(
-            &p("/access-profiles/{id}/versions/{version}"),
-            get(profiles::version),
+        .post(
+            "/users/{user_id}/access-profiles/{profile_id}/virtual-keys",
+            keys::mint_alias,
         )
-        .route(
-            &p("/access-profiles/{id}/audit-logs"),
-            get(audit::list_for_profile),
-        )
-        .route(
-            &p("/access-profiles/{id}/propagate"),
-            post(propagate::propagate),
-        )
-        .route(&p("/access-profiles/{id}/roles"), post(roles::attach))
-        .route(
-            &p("/access-profiles/{id}/roles/{role_id}"),
-            delete(roles::detach),
-        )
-        .route(&p("/rbac/roles"), get(roles::list).post(roles::create))
-        .route(
-            &p("/rbac/roles/{id}"),
-            get(roles::get_one).put(roles::update).delete(roles::delete),
-        )
-        .route(&p("/users"), get(users::list).post(users::create))
-        .route(
-            &p("/users/{user_id}"),
-            get(users::get_one).delete(users::delete),
-        )
-        .route(&p("/users/{user_id}/role"), put(users::change_role))
-        .route(
-            &p("/users/{user_id}/access-profiles"),
-            get(user_copies::list).post(user_copies::assign),
-        )
-        .route(
-            &p("/users/{user_id}/access-profiles/{profile_id}"),
-            put(user_copies::update).delete(user_copies::detach),
-        )
-        .route(
-            &p("/users/{user_id}/access-profiles/{profile_id}/budgets/{budget_id}/override"),
-            put(user_copies::set_override).delete(user_copies::remove_override),
-        )
-        .route(
-            &p("/users/{user_id}/access-profiles/{profile_id}/virtual-keys"),
-            post(keys::mint_alias),
-        )
-        .route(
-            &p("/users/{user_id}/virtual-keys"),
-            get(keys::list).post(keys::mint),
-        )
-        .route(
-            &p("/users/{user_id}/virtual-keys/{vk_id}"),
-            delete(keys::delete),
-        )
-        .route(&p("/virtual-keys/{vk_id}"), put(keys::update))
-        .route(&p("/virtual-keys/{vk_id}/rotate"), post(keys::rotate))
+        .read("/users/{user_id}/virtual-keys", keys::list)
+        .post("/users/{user_id}/virtual-keys", keys::mint)
+        .delete("/users/{user_id}/virtual-keys/{vk_id}", keys::delete)
+        .put("/virtual-keys/{vk_id}", keys::update)
+        .post("/virtual-keys/{vk_id}/rotate", keys::rotate)
 }
 
 /// Routes that authenticate with a virtual key instead of admin credentials.

@@ -18,12 +18,16 @@ use heimdall_store::{NewProfile, StoreError};
 
 use super::dto;
 use super::query::{flag, page};
+use super::write::Written;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, JsonBodyKeepingNul, QueryParams, parse_id};
 use crate::state::AppState;
 
 type ApiResult = Result<axum::response::Response, ApiError>;
+/// Template writes: copies change only by propagation, so none of them
+/// changes the policy index.
+type WriteResult = Result<Written, ApiError>;
 
 fn render(p: &AccessProfile) -> Value {
     dto::profile(p)
@@ -100,7 +104,7 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     JsonBody(req): JsonBodyKeepingNul<ProfileCreate>,
-) -> ApiResult {
+) -> WriteResult {
     let now = state.clock.now();
     let v = validate_create(req, now)?;
     let new = NewProfile {
@@ -118,11 +122,10 @@ pub async fn create(
         .store
         .create_profile(new, &actor.0, now, &render, "create", None)
         .await?;
-    Ok((
+    Ok(Written::nothing((
         StatusCode::CREATED,
         axum::Json(json!({ "access_profile": render(&p) })),
-    )
-        .into_response())
+    )))
 }
 
 /// `GET G/access-profiles/{id}`
@@ -147,7 +150,7 @@ pub async fn update(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     JsonBody(patch): JsonBodyKeepingNul<ProfilePatch>,
-) -> ApiResult {
+) -> WriteResult {
     let id = profile_id(&id)?;
     let now = state.clock.now();
     let p = state
@@ -156,30 +159,36 @@ pub async fn update(
             apply_patch(current, patch, now).map_err(|e| StoreError::Invalid(e.0))
         })
         .await?;
-    Ok(axum::Json(json!({ "access_profile": render(&p) })).into_response())
+    Ok(Written::nothing(axum::Json(
+        json!({ "access_profile": render(&p) }),
+    )))
 }
 
-/// `DELETE G/access-profiles/{id}`
+/// `DELETE G/access-profiles/{id}` (refused while the template has copies).
 pub async fn delete(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> WriteResult {
     let id = profile_id(&id)?;
     state
         .store
         .delete_profile(id, &actor.0, state.clock.now(), &render)
         .await?;
-    Ok(axum::Json(json!({ "message": format!("access profile {id} deleted") })).into_response())
+    Ok(Written::nothing(axum::Json(
+        json!({ "message": format!("access profile {id} deleted") }),
+    )))
 }
 
-async fn set_active(state: AppState, actor: Actor, id: String, active: bool) -> ApiResult {
+async fn set_active(state: AppState, actor: Actor, id: String, active: bool) -> WriteResult {
     let id = profile_id(&id)?;
     let p = state
         .store
         .set_profile_active(id, active, &actor.0, state.clock.now())
         .await?;
-    Ok(axum::Json(json!({ "access_profile": render(&p) })).into_response())
+    Ok(Written::nothing(axum::Json(
+        json!({ "access_profile": render(&p) }),
+    )))
 }
 
 /// `PUT G/access-profiles/{id}/activate`
@@ -187,7 +196,7 @@ pub async fn activate(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> WriteResult {
     set_active(state, actor, id, true).await
 }
 
@@ -196,7 +205,7 @@ pub async fn deactivate(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> WriteResult {
     set_active(state, actor, id, false).await
 }
 
@@ -214,7 +223,7 @@ pub async fn clone(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     JsonBody(req): JsonBodyKeepingNul<CloneRequest>,
-) -> ApiResult {
+) -> WriteResult {
     let id = profile_id(&id)?;
     let name = normalize_name(req.name.as_deref())?;
     let description = validate_description(req.description)?;
@@ -243,11 +252,10 @@ pub async fn clone(
             Some(json!({ "source_profile_id": id })),
         )
         .await?;
-    Ok((
+    Ok(Written::nothing((
         StatusCode::CREATED,
         axum::Json(json!({ "access_profile": render(&p) })),
-    )
-        .into_response())
+    )))
 }
 
 /// `GET G/access-profiles/{id}/versions`

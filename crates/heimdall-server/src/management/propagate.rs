@@ -2,12 +2,12 @@
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use heimdall_core::copy::parse_fields;
 
+use super::write::Written;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_id};
@@ -31,7 +31,7 @@ pub async fn propagate(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PropagateBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let id = parse_id(&id, "access profile id")?;
     let fields = parse_fields(&body.fields)?;
     let out = state
@@ -48,7 +48,8 @@ pub async fn propagate(
         )
         .await?;
     state.governance.reset_counters(&out.reset);
-    Ok(axum::Json(json!({
+    // Every copy of the template may have changed.
+    Ok(Written::everything(axum::Json(json!({
         "affected_users": out.affected_user_ids.len(),
         "failed_users": 0,
         "skipped_users": out.skipped_users,
@@ -56,6 +57,5 @@ pub async fn propagate(
         "fields": body.fields,
         "applied": out.applied,
         "vk_sync_errors": Vec::<String>::new(),
-    }))
-    .into_response())
+    }))))
 }

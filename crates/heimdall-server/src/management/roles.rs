@@ -10,6 +10,7 @@ use heimdall_core::directory::validate_name;
 use heimdall_core::profile::validate_description;
 
 use super::copy_dto;
+use super::write::Written;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_id};
@@ -41,14 +42,16 @@ pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RoleBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let name = validate_name("role", body.name.as_deref())?;
     let description = validate_description(body.description.flatten())?;
     let role = state
         .store
         .create_role(&name, description.as_deref(), state.clock.now())
         .await?;
-    Ok(axum::Json(json!({ "role": copy_dto::role(&role) })).into_response())
+    Ok(Written::nothing(axum::Json(
+        json!({ "role": copy_dto::role(&role) }),
+    )))
 }
 
 pub async fn get_one(
@@ -68,7 +71,7 @@ pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RoleBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let id = parse_id(&id, "role id")?;
     let name = body
         .name
@@ -88,16 +91,21 @@ pub async fn update(
             state.clock.now(),
         )
         .await?;
-    Ok(axum::Json(json!({ "role": copy_dto::role(&role) })).into_response())
+    Ok(Written::nothing(axum::Json(
+        json!({ "role": copy_dto::role(&role) }),
+    )))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let id = parse_id(&id, "role id")?;
+    // Refused while users hold the role, so no copy changes.
     state.store.delete_role(id).await?;
-    Ok(axum::Json(json!({ "message": format!("role {id} deleted") })).into_response())
+    Ok(Written::nothing(axum::Json(
+        json!({ "message": format!("role {id} deleted") }),
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,7 +124,7 @@ pub async fn attach(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<AttachBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let id = parse_id(&id, "access profile id")?;
     let mut role_ids = body.role_ids.unwrap_or_default();
     if role_ids.is_empty() {
@@ -142,11 +150,12 @@ pub async fn attach(
             state.clock.now(),
         )
         .await?;
-    Ok(axum::Json(json!({
+    // With `apply_to_existing`, every holder of the roles may have got a
+    // copy and a key.
+    Ok(Written::everything(axum::Json(json!({
         "message": format!("attached {} role(s) to access profile {id}", role_ids.len()),
         "users_applied": outcome.users_applied,
-    }))
-    .into_response())
+    }))))
 }
 
 /// `DELETE G/access-profiles/{id}/roles/{role_id}`
@@ -154,15 +163,15 @@ pub async fn detach(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path((id, role_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let id = parse_id(&id, "access profile id")?;
     let role_id = parse_id(&role_id, "role id")?;
     state
         .store
         .detach_role(id, role_id, &actor.0, state.clock.now())
         .await?;
-    Ok(axum::Json(json!({
+    // Copies already made from the attachment stay.
+    Ok(Written::nothing(axum::Json(json!({
         "message": format!("role {role_id} detached from access profile {id}"),
-    }))
-    .into_response())
+    }))))
 }

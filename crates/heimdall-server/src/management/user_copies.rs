@@ -14,6 +14,7 @@ use heimdall_core::money::Money;
 use heimdall_core::profile::LimitOwner;
 
 use super::copy_dto;
+use super::write::Written;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, parse_id};
@@ -44,7 +45,7 @@ pub async fn assign(
     Extension(actor): Extension<Actor>,
     Path(user_id): Path<String>,
     JsonBody(body): JsonBody<AssignBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let profile_id = body
         .access_profile_id
         .ok_or_else(|| ApiError::invalid_request("access_profile_id is required"))?;
@@ -58,14 +59,14 @@ pub async fn assign(
         .store
         .assign_direct(&user_id, profile_id, body.expires_at, &actor.0, now)
         .await?;
-    Ok((
+    let resp = (
         StatusCode::CREATED,
         axum::Json(json!({
             "access_profile": copy_dto::copy(&copy, state.usage.as_ref(), now),
             "virtual_key": {"id": key.id, "name": key.name, "value": key.value},
         })),
-    )
-        .into_response())
+    );
+    Ok(Written::user(user_id, resp))
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +83,7 @@ pub async fn update(
     Extension(actor): Extension<Actor>,
     Path((user_id, profile_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<UpdateCopyBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let profile_id = parse_id(&profile_id, "access profile id")?;
     let now = state.clock.now();
     let copy = state
@@ -96,10 +97,9 @@ pub async fn update(
             now,
         )
         .await?;
-    Ok(
-        axum::Json(json!({ "access_profile": copy_dto::copy(&copy, state.usage.as_ref(), now) }))
-            .into_response(),
-    )
+    let resp =
+        axum::Json(json!({ "access_profile": copy_dto::copy(&copy, state.usage.as_ref(), now) }));
+    Ok(Written::user(user_id, resp))
 }
 
 /// `DELETE G/users/{user_id}/access-profiles/{profile_id}`
@@ -107,18 +107,18 @@ pub async fn detach(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path((user_id, profile_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let profile_id = parse_id(&profile_id, "access profile id")?;
     let d = state
         .store
         .detach_user_copy(&user_id, profile_id, &actor.0, state.clock.now())
         .await?;
-    Ok(axum::Json(json!({
+    let resp = axum::Json(json!({
         "message": format!("access profile {profile_id} detached from user {user_id}"),
         "deleted_vk_names": d.deleted_key_names,
         "deleted_vk_count": d.deleted_key_names.len(),
-    }))
-    .into_response())
+    }));
+    Ok(Written::user(user_id, resp))
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,7 +167,7 @@ async fn override_change(
     profile_id: String,
     budget_id: String,
     change: Option<(Money, Option<u32>)>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let profile_id = parse_id(&profile_id, "access profile id")?;
     let now = state.clock.now();
     let (copy, budget) = state
@@ -196,7 +196,8 @@ async fn override_change(
         now,
     );
     let effective = view["effective_max_limit"].clone();
-    Ok(axum::Json(json!({ "budget": view, "effective_max_limit": effective })).into_response())
+    let resp = axum::Json(json!({ "budget": view, "effective_max_limit": effective }));
+    Ok(Written::user(user_id, resp))
 }
 
 /// `PUT G/users/{u}/access-profiles/{p}/budgets/{b}/override`
@@ -205,7 +206,7 @@ pub async fn set_override(
     Extension(actor): Extension<Actor>,
     Path((user_id, profile_id, budget_id)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<OverrideBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let change = parse_override(body)?;
     override_change(state, actor, user_id, profile_id, budget_id, Some(change)).await
 }
@@ -215,6 +216,6 @@ pub async fn remove_override(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path((user_id, profile_id, budget_id)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     override_change(state, actor, user_id, profile_id, budget_id, None).await
 }

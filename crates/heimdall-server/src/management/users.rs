@@ -13,10 +13,10 @@ use heimdall_core::directory::{User, validate_email, validate_name};
 
 use super::copy_dto;
 use super::query::page;
+use super::write::Written;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
-use crate::governance::IndexChange;
 use crate::state::AppState;
 
 pub(crate) async fn render_user(state: &AppState, u: &User) -> Result<Value, ApiError> {
@@ -61,7 +61,7 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     JsonBody(body): JsonBody<CreateUser>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let name = validate_name("user", body.name.as_deref())?;
     let email = validate_email(body.email.as_deref())?;
     let (user, keys) = state
@@ -71,9 +71,8 @@ pub async fn create(
     let resp = axum::Json(json!({
         "user": render_user(&state, &user).await?,
         "virtual_keys": keys.iter().map(copy_dto::new_key).collect::<Vec<_>>(),
-    }))
-    .into_response();
-    Ok(IndexChange::Users(vec![user.id.clone()]).mark(resp))
+    }));
+    Ok(Written::user(user.id, resp))
 }
 
 pub async fn get_one(
@@ -88,12 +87,13 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     state
         .store
         .delete_user(&id, &actor.0, state.clock.now())
         .await?;
-    Ok(axum::Json(json!({ "message": format!("user {id} deleted") })).into_response())
+    let resp = axum::Json(json!({ "message": format!("user {id} deleted") }));
+    Ok(Written::user(id, resp))
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +110,7 @@ pub async fn change_role(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ChangeRole>,
-) -> Result<Response, ApiError> {
+) -> Result<Written, ApiError> {
     let role_id = body.role_id.ok_or_else(|| {
         ApiError::invalid_request("role_id is required: a role id, or null for no role")
     })?;
@@ -118,13 +118,13 @@ pub async fn change_role(
         .store
         .change_user_role(&id, role_id, &actor.0, state.clock.now())
         .await?;
-    Ok(axum::Json(json!({
+    let resp = axum::Json(json!({
         "message": match role_id {
             Some(r) => format!("user {id} now has role {r}"),
             None => format!("user {id} now has no role"),
         },
         "user": render_user(&state, &user).await?,
         "virtual_keys": keys.iter().map(copy_dto::new_key).collect::<Vec<_>>(),
-    }))
-    .into_response())
+    }));
+    Ok(Written::user(id, resp))
 }
