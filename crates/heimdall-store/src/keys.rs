@@ -283,17 +283,26 @@ impl Store {
         }))
     }
 
-    /// After the holder of the old value has read the new one: forget both
-    /// the pending value and the old value.
-    pub async fn finish_rotation_handover(&self, key_id: &str) -> Result<(), StoreError> {
+    /// After the holder of the old value has read the new one (`handed`):
+    /// forget both the pending value and the old value. Writes only while
+    /// `handed` is still the key's pending value, so a second reader of the
+    /// same hand-over, or a rotation that came in between, leaves the row
+    /// alone. Returns whether the row changed.
+    pub async fn finish_rotation_handover(
+        &self,
+        key_id: &str,
+        handed: &str,
+    ) -> Result<bool, StoreError> {
         let _guard = self.write_lock.lock().await;
-        sqlx::query(
-            "UPDATE virtual_keys SET previous_hash = NULL, previous_valid_until = NULL, rotated_value_pending = NULL WHERE id = $1",
+        let done = sqlx::query(
+            "UPDATE virtual_keys SET previous_hash = NULL, previous_valid_until = NULL, rotated_value_pending = NULL
+             WHERE id = $1 AND rotated_value_pending = $2",
         )
         .bind(key_id)
+        .bind(handed)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// Rotates the managed keys of every template whose `next_rotation_at`
