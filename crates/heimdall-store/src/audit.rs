@@ -106,7 +106,7 @@ impl Store {
             "SELECT id, access_profile_id, user_id, actor, action, previous_values, new_values, metadata, created_at
              FROM audit_logs {where_sql} ORDER BY id DESC LIMIT {limit_p} OFFSET {offset_p}"
         );
-        let count_sql = format!("SELECT COUNT(*) FROM audit_logs {where_sql}");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM audit_logs {where_sql}");
 
         let mut list = sqlx::query(&list_sql);
         let mut count = sqlx::query(&count_sql);
@@ -127,20 +127,20 @@ impl Store {
             .bind(f.offset)
             .fetch_all(&self.pool)
             .await?;
-        let total: i64 = count.fetch_one(&self.pool).await?.try_get(0)?;
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
         let entries = rows
             .iter()
             .map(|r| {
                 Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    access_profile_id: r.try_get(1)?,
-                    user_id: r.try_get(2)?,
-                    actor: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    previous_values: r.try_get(5)?,
-                    new_values: r.try_get(6)?,
-                    metadata: r.try_get(7)?,
-                    created_at: from_ts(r.try_get(8)?)?,
+                    id: r.try_get("id")?,
+                    access_profile_id: r.try_get("access_profile_id")?,
+                    user_id: r.try_get("user_id")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    previous_values: r.try_get("previous_values")?,
+                    new_values: r.try_get("new_values")?,
+                    metadata: r.try_get("metadata")?,
+                    created_at: from_ts(r.try_get("created_at")?)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

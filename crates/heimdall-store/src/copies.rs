@@ -58,7 +58,7 @@ async fn keys_of(
         .fetch_all(conn)
         .await?
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(|r| Ok((r.try_get("id")?, r.try_get("value_last4")?)))
         .collect()
 }
 
@@ -69,7 +69,7 @@ pub(crate) async fn write_copy_policy(
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE user_profiles SET policy = $1, name = $2, updated_at = $3 WHERE id = $4")
         .bind(serde_json::to_string(&copy.policy)?)
-        .bind(crate::profiles::encode_text(&copy.name))
+        .bind(crate::text::encode_text(&copy.name))
         .bind(ts(now))
         .bind(copy.id)
         .execute(conn)
@@ -235,7 +235,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>(0))
+        .map(|r| r.try_get::<String, _>("name"))
         .collect::<Result<_, _>>()?;
         sqlx::query("DELETE FROM virtual_keys WHERE user_profile_id = $1")
             .bind(copy.id)

@@ -42,14 +42,14 @@ fn key_records(rows: &[sqlx::any::AnyRow]) -> Result<Vec<KeyRecord>, StoreError>
     rows.iter()
         .map(|r| {
             Ok(KeyRecord {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                user_id: r.try_get(2)?,
-                hash: r.try_get(3)?,
-                previous_hash: r.try_get(4)?,
-                previous_valid_until: from_opt_ts(r.try_get(5)?)?,
-                is_active: r.try_get::<i64, _>(6)? != 0,
-                expires_at: from_opt_ts(r.try_get(7)?)?,
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                user_id: r.try_get("user_id")?,
+                hash: r.try_get("value_hash")?,
+                previous_hash: r.try_get("previous_hash")?,
+                previous_valid_until: from_opt_ts(r.try_get("previous_valid_until")?)?,
+                is_active: r.try_get::<i64, _>("is_active")? != 0,
+                expires_at: from_opt_ts(r.try_get("expires_at")?)?,
             })
         })
         .collect()
@@ -106,10 +106,10 @@ impl Store {
     /// paged build).
     pub async fn index_counts(&self) -> Result<(u64, u64), StoreError> {
         let count = |table: &'static str| async move {
-            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
                 .fetch_one(&self.pool)
                 .await?
-                .try_get(0)?;
+                .try_get("n")?;
             Ok::<u64, StoreError>(u64::try_from(n).unwrap_or(0))
         };
         Ok((count("users").await?, count("virtual_keys").await?))
@@ -143,7 +143,7 @@ impl Store {
             }
         }
         .iter()
-        .map(|r| r.try_get(0))
+        .map(|r| r.try_get("id"))
         .collect::<Result<_, _>>()?;
         let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
             return Ok(Vec::new());
@@ -222,16 +222,16 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let kind: String = r.try_get(1)?;
+            let kind: String = r.try_get("kind")?;
             let Some(kind) = kind_of(&kind) else { continue };
             out.push(CounterRow {
-                limit_id: r.try_get(0)?,
+                limit_id: r.try_get("limit_id")?,
                 kind,
-                user_profile_id: r.try_get(2)?,
-                used: r.try_get(3)?,
-                window_start: r.try_get(4)?,
-                reset_duration: r.try_get(5)?,
-                anchor: r.try_get(6)?,
+                user_profile_id: r.try_get("user_profile_id")?,
+                used: r.try_get("used")?,
+                window_start: r.try_get("window_start")?,
+                reset_duration: r.try_get("reset_duration")?,
+                anchor: r.try_get("anchor")?,
             });
         }
         Ok(out)
@@ -284,12 +284,12 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
+                    r.try_get("provider")?,
+                    r.try_get("model")?,
                     Price {
-                        input: r.try_get(2)?,
-                        output: r.try_get(3)?,
-                        cached_input: r.try_get(4)?,
+                        input: r.try_get("input_nanos")?,
+                        output: r.try_get("output_nanos")?,
+                        cached_input: r.try_get("cached_input_nanos")?,
                     },
                 ))
             })

@@ -54,18 +54,18 @@ const KEY_COLUMNS: &str = "id, name, description, user_id, user_profile_id, acce
 
 fn key_from_row(r: &AnyRow) -> Result<StoredKey, StoreError> {
     Ok(StoredKey {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        description: r.try_get(2)?,
-        user_id: r.try_get(3)?,
-        user_profile_id: r.try_get(4)?,
-        access_profile_id: r.try_get(5)?,
-        last4: r.try_get(6)?,
-        is_active: r.try_get::<i64, _>(7)? != 0,
-        expires_at: from_opt_ts(r.try_get(8)?)?,
-        created_at: from_ts(r.try_get(9)?)?,
-        last_used_at: from_opt_ts(r.try_get(10)?)?,
-        rotated_at: from_opt_ts(r.try_get(11)?)?,
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        user_id: r.try_get("user_id")?,
+        user_profile_id: r.try_get("user_profile_id")?,
+        access_profile_id: r.try_get("access_profile_id")?,
+        last4: r.try_get("value_last4")?,
+        is_active: r.try_get::<i64, _>("is_active")? != 0,
+        expires_at: from_opt_ts(r.try_get("expires_at")?)?,
+        created_at: from_ts(r.try_get("created_at")?)?,
+        last_used_at: from_opt_ts(r.try_get("last_used_at")?)?,
+        rotated_at: from_opt_ts(r.try_get("rotated_at")?)?,
     })
 }
 
@@ -145,11 +145,11 @@ impl Store {
     ) -> Result<ProvisionedKey, StoreError> {
         let mut tx = self.write_tx().await?;
         user_in(&mut tx, user_id).await?;
-        let copies: i64 = sqlx::query("SELECT COUNT(*) FROM user_profiles WHERE user_id = $1")
+        let copies: i64 = sqlx::query("SELECT COUNT(*) AS n FROM user_profiles WHERE user_id = $1")
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await?
-            .try_get(0)?;
+            .try_get("n")?;
         if copies == 0 {
             return Err(StoreError::NotFound(format!(
                 "user {user_id} holds no access profile; a key needs one to grant anything"
@@ -159,11 +159,11 @@ impl Store {
             Some(n) => n.to_string(),
             None => {
                 let count: i64 =
-                    sqlx::query("SELECT COUNT(*) FROM virtual_keys WHERE user_id = $1")
+                    sqlx::query("SELECT COUNT(*) AS n FROM virtual_keys WHERE user_id = $1")
                         .bind(user_id)
                         .fetch_one(&mut *tx)
                         .await?
-                        .try_get(0)?;
+                        .try_get("n")?;
                 let mut n = count + 1;
                 while key_name_taken(&mut tx, user_id, &format!("key-{n}"), None).await? {
                     n += 1;
@@ -265,7 +265,7 @@ impl Store {
     ) -> Result<Option<KeyMatch>, StoreError> {
         let hash = keys::hash_value(value);
         let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS}, CASE WHEN value_hash = $1 THEN 0 ELSE 1 END, rotated_value_pending FROM virtual_keys
+            "SELECT {KEY_COLUMNS}, CASE WHEN value_hash = $1 THEN 0 ELSE 1 END AS is_old, rotated_value_pending FROM virtual_keys
              WHERE value_hash = $1 OR (previous_hash = $1 AND previous_valid_until > $2)"
         ))
         .bind(hash)
@@ -275,25 +275,38 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let old_value = row.try_get::<i64, _>(12)? == 1;
+        let old_value = row.try_get::<i64, _>("is_old")? == 1;
         Ok(Some(KeyMatch {
             key: key_from_row(&row)?,
             old_value,
-            pending_value: if old_value { row.try_get(13)? } else { None },
+            pending_value: if old_value {
+                row.try_get("rotated_value_pending")?
+            } else {
+                None
+            },
         }))
     }
 
-    /// After the holder of the old value has read the new one: forget both
-    /// the pending value and the old value.
-    pub async fn finish_rotation_handover(&self, key_id: &str) -> Result<(), StoreError> {
+    /// After the holder of the old value has read the new one (`handed`):
+    /// forget both the pending value and the old value. Writes only while
+    /// `handed` is still the key's pending value, so a second reader of the
+    /// same hand-over, or a rotation that came in between, leaves the row
+    /// alone. Returns whether the row changed.
+    pub async fn finish_rotation_handover(
+        &self,
+        key_id: &str,
+        handed: &str,
+    ) -> Result<bool, StoreError> {
         let _guard = self.write_lock.lock().await;
-        sqlx::query(
-            "UPDATE virtual_keys SET previous_hash = NULL, previous_valid_until = NULL, rotated_value_pending = NULL WHERE id = $1",
+        let done = sqlx::query(
+            "UPDATE virtual_keys SET previous_hash = NULL, previous_valid_until = NULL, rotated_value_pending = NULL
+             WHERE id = $1 AND rotated_value_pending = $2",
         )
         .bind(key_id)
+        .bind(handed)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// Rotates the managed keys of every template whose `next_rotation_at`
@@ -314,9 +327,9 @@ impl Store {
         .await?;
         let mut rotated = 0;
         for row in &due {
-            let profile_id: i64 = row.try_get(0)?;
-            let interval = Duration::nanoseconds(row.try_get(1)?);
-            let mut next = from_ts(row.try_get(2)?)?;
+            let profile_id: i64 = row.try_get("id")?;
+            let interval = Duration::nanoseconds(row.try_get("rotation_interval_ns")?);
+            let mut next = from_ts(row.try_get("next_rotation_at")?)?;
             let keys = sqlx::query(&format!(
                 "SELECT {KEY_COLUMNS} FROM virtual_keys WHERE access_profile_id = $1 AND user_profile_id IS NOT NULL"
             ))

@@ -1,6 +1,7 @@
-//! Access-profile templates: create, read, update, activation, delete, clone,
-//! versions. Each write is one transaction that also writes its version row
-//! and its audit entry, so a profile never exists without its history.
+//! Access-profile templates: create, read, update, activation, delete, clone.
+//! Each write is one transaction that also writes its version row
+//! (`versions.rs`) and its audit entry, so a profile never exists without
+//! its history.
 
 use chrono::{DateTime, Utc};
 use heimdall_core::profile::{AccessProfile, PatchedProfile, Policy, RotationSchedule};
@@ -11,6 +12,8 @@ use crate::audit::{NewAuditEntry, insert_audit};
 use crate::connect::{Backend, Store};
 use crate::error::{StoreError, is_unique_violation};
 use crate::rows::{flag, from_opt_ts, from_ts, opt_ts, ts};
+use crate::text::{decode_text, encode_text};
+use crate::versions::insert_version;
 
 /// Turns a profile into its wire JSON (for version snapshots and audit
 /// values). Supplied by the server, which owns the wire shape.
@@ -36,42 +39,31 @@ pub struct RoleAttachment {
     pub is_default: bool,
 }
 
-/// One entry of a template's version history.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProfileVersion {
-    pub id: i64,
-    pub access_profile_id: i64,
-    pub version: i64,
-    pub name: String,
-    pub description: Option<String>,
-    pub snapshot: String,
-    pub changed_by: String,
-    pub created_at: DateTime<Utc>,
-}
-
 /// A profile with what its detail view shows beside it.
 pub type ProfileListing = (AccessProfile, Vec<RoleAttachment>, i64);
 
 pub(crate) const PROFILE_COLUMNS: &str = "id, name, description, is_active, version, tags, policy, rotation_interval_ns, next_rotation_at, last_rotation_at, created_at, updated_at";
 
 pub(crate) fn profile_from_row(r: &AnyRow) -> Result<AccessProfile, StoreError> {
-    let tags: String = r.try_get(5)?;
-    let policy: String = r.try_get(6)?;
+    let tags: String = r.try_get("tags")?;
+    let policy: String = r.try_get("policy")?;
     Ok(AccessProfile {
-        id: r.try_get(0)?,
-        name: decode_text(r.try_get(1)?),
-        description: r.try_get::<Option<String>, _>(2)?.map(decode_text),
-        is_active: r.try_get::<i64, _>(3)? != 0,
-        version: r.try_get(4)?,
+        id: r.try_get("id")?,
+        name: decode_text(r.try_get("name")?),
+        description: r
+            .try_get::<Option<String>, _>("description")?
+            .map(decode_text),
+        is_active: r.try_get::<i64, _>("is_active")? != 0,
+        version: r.try_get("version")?,
         tags: serde_json::from_str(&tags)?,
         policy: serde_json::from_str(&policy)?,
         rotation: RotationSchedule {
-            interval_ns: r.try_get(7)?,
-            next_rotation_at: from_opt_ts(r.try_get(8)?)?,
-            last_rotation_at: from_opt_ts(r.try_get(9)?)?,
+            interval_ns: r.try_get("rotation_interval_ns")?,
+            next_rotation_at: from_opt_ts(r.try_get("next_rotation_at")?)?,
+            last_rotation_at: from_opt_ts(r.try_get("last_rotation_at")?)?,
         },
-        created_at: from_ts(r.try_get(10)?)?,
-        updated_at: from_ts(r.try_get(11)?)?,
+        created_at: from_ts(r.try_get("created_at")?)?,
+        updated_at: from_ts(r.try_get("updated_at")?)?,
     })
 }
 
@@ -89,52 +81,6 @@ fn not_found(id: i64) -> StoreError {
 /// SQLite and PostgreSQL agree. Stored encoded like every text column.
 pub(crate) fn name_key(name: &str) -> String {
     encode_text(&name.to_lowercase())
-}
-
-/// PostgreSQL `text` cannot hold U+0000, which a JSON client may send in any
-/// string. Free-text columns (names, descriptions) are therefore stored with
-/// U+0000 written as U+0001 `0` and U+0001 itself as U+0001 `1`: every other
-/// string is stored unchanged, and both backends hold the same bytes.
-/// Structured columns are JSON text, where serde already escapes U+0000.
-pub(crate) fn encode_text(s: &str) -> String {
-    if !s.contains(['\u{0}', '\u{1}']) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\u{0}' => out.push_str("\u{1}0"),
-            '\u{1}' => out.push_str("\u{1}1"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The inverse of [`encode_text`].
-pub(crate) fn decode_text(s: String) -> String {
-    if !s.contains('\u{1}') {
-        return s;
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\u{1}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('0') => out.push('\u{0}'),
-            Some('1') => out.push('\u{1}'),
-            // Not written by `encode_text`; keep what is there.
-            Some(other) => {
-                out.push('\u{1}');
-                out.push(other);
-            }
-            None => out.push('\u{1}'),
-        }
-    }
-    out
 }
 
 impl Store {
@@ -181,21 +127,21 @@ impl Store {
         .iter()
         .map(|r| {
             Ok(RoleAttachment {
-                id: r.try_get(0)?,
-                access_profile_id: r.try_get(1)?,
-                role_id: r.try_get(2)?,
-                role_name: r.try_get(3)?,
-                is_default: r.try_get::<i64, _>(4)? != 0,
+                id: r.try_get("id")?,
+                access_profile_id: r.try_get("access_profile_id")?,
+                role_id: r.try_get("role_id")?,
+                role_name: r.try_get("name")?,
+                is_default: r.try_get::<i64, _>("is_default")? != 0,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         let users: i64 = sqlx::query(
-            "SELECT COUNT(DISTINCT user_id) FROM user_profiles WHERE parent_profile_id = $1",
+            "SELECT COUNT(DISTINCT user_id) AS n FROM user_profiles WHERE parent_profile_id = $1",
         )
         .bind(id)
         .fetch_one(&self.pool)
         .await?
-        .try_get(0)?;
+        .try_get("n")?;
         Ok(Some((profile, roles, users)))
     }
 
@@ -232,7 +178,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { name_taken(&new.name) } else { e.into() })?;
-        let id: i64 = inserted.try_get(0)?;
+        let id: i64 = inserted.try_get("id")?;
         let profile = AccessProfile {
             id,
             name: new.name,
@@ -380,11 +326,11 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let current = load_for_update(&mut tx, id, self.lock_suffix()).await?;
         let copies: i64 =
-            sqlx::query("SELECT COUNT(*) FROM user_profiles WHERE parent_profile_id = $1")
+            sqlx::query("SELECT COUNT(*) AS n FROM user_profiles WHERE parent_profile_id = $1")
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?
-                .try_get(0)?;
+                .try_get("n")?;
         if copies > 0 {
             return Err(StoreError::Conflict(format!(
                 "access profile {id} is held by {copies} user cop{}; detach them from the users first",
@@ -413,47 +359,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    /// The version history of a template, newest first.
-    pub async fn list_versions(&self, id: i64) -> Result<Vec<ProfileVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, access_profile_id, version, name, description, snapshot, changed_by, created_at
-             FROM profile_versions WHERE access_profile_id = $1 ORDER BY version DESC",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(version_from_row).collect()
-    }
-
-    pub async fn get_version(
-        &self,
-        id: i64,
-        version: i64,
-    ) -> Result<Option<ProfileVersion>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, access_profile_id, version, name, description, snapshot, changed_by, created_at
-             FROM profile_versions WHERE access_profile_id = $1 AND version = $2",
-        )
-        .bind(id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(version_from_row).transpose()
-    }
-}
-
-fn version_from_row(r: &AnyRow) -> Result<ProfileVersion, StoreError> {
-    Ok(ProfileVersion {
-        id: r.try_get(0)?,
-        access_profile_id: r.try_get(1)?,
-        version: r.try_get(2)?,
-        name: decode_text(r.try_get(3)?),
-        description: r.try_get::<Option<String>, _>(4)?.map(decode_text),
-        snapshot: r.try_get(5)?,
-        changed_by: r.try_get(6)?,
-        created_at: from_ts(r.try_get(7)?)?,
-    })
 }
 
 /// Timestamps are stored in milliseconds; values handed back match what a
@@ -489,7 +394,7 @@ async fn ensure_name_free(
         .fetch_optional(conn)
         .await?;
     match row {
-        Some(r) if Some(r.try_get::<i64, _>(0)?) != except => Err(name_taken(name)),
+        Some(r) if Some(r.try_get::<i64, _>("id")?) != except => Err(name_taken(name)),
         _ => Ok(()),
     }
 }
@@ -509,7 +414,7 @@ pub(crate) async fn allocate_config_ids(
     .bind(n)
     .fetch_one(conn)
     .await?
-    .try_get(0)?;
+    .try_get("value")?;
     Ok((end - n + 1..=end).collect())
 }
 
@@ -530,29 +435,6 @@ async fn write_profile(conn: &mut AnyConnection, p: &AccessProfile) -> Result<()
     .bind(opt_ts(p.rotation.last_rotation_at))
     .bind(ts(p.updated_at))
     .bind(p.id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn insert_version(
-    conn: &mut AnyConnection,
-    p: &AccessProfile,
-    json: &serde_json::Value,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO profile_versions (access_profile_id, version, name, description, snapshot, changed_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(p.id)
-    .bind(p.version)
-    .bind(encode_text(&p.name))
-    .bind(p.description.as_deref().map(encode_text))
-    .bind(json.to_string())
-    .bind(actor)
-    .bind(ts(now))
     .execute(conn)
     .await?;
     Ok(())
@@ -579,29 +461,4 @@ fn changed_fields(
         }
     }
     (prev.into(), new.into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{decode_text, encode_text, name_key};
-
-    #[test]
-    fn text_encoding_round_trips_and_leaves_ordinary_text_alone() {
-        for s in [
-            "",
-            "plain",
-            "a\u{0}b",
-            "\u{0}",
-            "\u{1}",
-            "\u{1}0",
-            "a\u{0}\u{1}0\u{1}1z",
-            "é🚀\\0",
-        ] {
-            assert_eq!(decode_text(encode_text(s)), s, "{s:?}");
-            assert!(!encode_text(s).contains('\u{0}'));
-        }
-        assert_eq!(encode_text("Engineering \\0 'x'"), "Engineering \\0 'x'");
-        assert_ne!(encode_text("a\u{0}b"), encode_text("a\u{1}0b"));
-        assert_eq!(name_key("ÉQUIPE\u{0}"), encode_text("équipe\u{0}"));
-    }
 }

@@ -11,10 +11,9 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::{NewAuditEntry, insert_audit};
 use crate::error::StoreError;
-use crate::profiles::{
-    PROFILE_COLUMNS, allocate_config_ids, decode_text, encode_text, profile_from_row,
-};
+use crate::profiles::{PROFILE_COLUMNS, allocate_config_ids, profile_from_row};
 use crate::rows::{flag, from_opt_ts, from_ts, opt_ts, ts};
+use crate::text::{decode_text, encode_text};
 
 /// A key value shown once, in the response of the call that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,22 +27,22 @@ pub struct ProvisionedKey {
 pub(crate) const COPY_COLUMNS: &str = "id, user_id, parent_profile_id, name, is_active, expires_at, source, role_id, assigned_at, policy, created_at, updated_at";
 
 pub(crate) fn copy_from_row(r: &AnyRow) -> Result<UserCopy, StoreError> {
-    let source: String = r.try_get(6)?;
-    let policy: String = r.try_get(9)?;
+    let source: String = r.try_get("source")?;
+    let policy: String = r.try_get("policy")?;
     Ok(UserCopy {
-        id: r.try_get(0)?,
-        user_id: r.try_get(1)?,
-        parent_profile_id: r.try_get(2)?,
-        name: decode_text(r.try_get(3)?),
-        is_active: r.try_get::<i64, _>(4)? != 0,
-        expires_at: from_opt_ts(r.try_get(5)?)?,
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        parent_profile_id: r.try_get("parent_profile_id")?,
+        name: decode_text(r.try_get("name")?),
+        is_active: r.try_get::<i64, _>("is_active")? != 0,
+        expires_at: from_opt_ts(r.try_get("expires_at")?)?,
         source: CopySource::parse(&source)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown copy source {source}")))?,
-        role_id: r.try_get(7)?,
-        assigned_at: from_ts(r.try_get(8)?)?,
+        role_id: r.try_get("role_id")?,
+        assigned_at: from_ts(r.try_get("assigned_at")?)?,
         policy: serde_json::from_str(&policy)?,
-        created_at: from_ts(r.try_get(10)?)?,
-        updated_at: from_ts(r.try_get(11)?)?,
+        created_at: from_ts(r.try_get("created_at")?)?,
+        updated_at: from_ts(r.try_get("updated_at")?)?,
     })
 }
 
@@ -188,7 +187,7 @@ pub(crate) async fn key_name_taken(
         .fetch_optional(conn)
         .await?;
     Ok(match row {
-        Some(r) => Some(r.try_get::<String, _>(0)?.as_str()) != except,
+        Some(r) => Some(r.try_get::<String, _>("id")?.as_str()) != except,
         None => false,
     })
 }
@@ -214,7 +213,7 @@ pub(crate) async fn provision_role_default(
     let Some(row) = row else {
         return Ok(None);
     };
-    let template = load_profile(conn, row.try_get(0)?).await?;
+    let template = load_profile(conn, row.try_get("access_profile_id")?).await?;
     let (_, key) = provision_copy(
         conn,
         &template,
@@ -234,11 +233,11 @@ pub(crate) async fn drop_orphan_extra_keys(
     conn: &mut AnyConnection,
     user_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let copies: i64 = sqlx::query("SELECT COUNT(*) FROM user_profiles WHERE user_id = $1")
+    let copies: i64 = sqlx::query("SELECT COUNT(*) AS n FROM user_profiles WHERE user_id = $1")
         .bind(user_id)
         .fetch_one(&mut *conn)
         .await?
-        .try_get(0)?;
+        .try_get("n")?;
     if copies > 0 {
         return Ok(Vec::new());
     }
@@ -248,7 +247,7 @@ pub(crate) async fn drop_orphan_extra_keys(
             .fetch_all(&mut *conn)
             .await?
             .iter()
-            .map(|r| r.try_get::<String, _>(0))
+            .map(|r| r.try_get::<String, _>("name"))
             .collect::<Result<_, _>>()?;
     sqlx::query("DELETE FROM virtual_keys WHERE user_id = $1")
         .bind(user_id)

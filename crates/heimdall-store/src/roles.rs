@@ -15,12 +15,12 @@ use crate::rows::{flag, from_ts, ts};
 
 fn role_from_row(r: &AnyRow) -> Result<Role, StoreError> {
     Ok(Role {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        description: r.try_get(2)?,
-        is_system_role: r.try_get::<i64, _>(3)? != 0,
-        created_at: from_ts(r.try_get(4)?)?,
-        updated_at: from_ts(r.try_get(5)?)?,
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        is_system_role: r.try_get::<i64, _>("is_system_role")? != 0,
+        created_at: from_ts(r.try_get("created_at")?)?,
+        updated_at: from_ts(r.try_get("updated_at")?)?,
     })
 }
 
@@ -132,11 +132,11 @@ impl Store {
                 role.name
             )));
         }
-        let users: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE role_id = $1")
+        let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role_id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?
-            .try_get(0)?;
+            .try_get("n")?;
         if users > 0 {
             return Err(StoreError::Conflict(format!(
                 "role \"{}\" is held by {users} user(s); move them to another role first",
@@ -208,7 +208,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             match existing {
-                Some(row) if (row.try_get::<i64, _>(0)? != 0) == is_default => {}
+                Some(row) if (row.try_get::<i64, _>("is_default")? != 0) == is_default => {}
                 _ => {
                     changed = true;
                     sqlx::query(
@@ -239,7 +239,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 for r in &users {
-                    to_provision.push((*rid, r.try_get::<String, _>(0)?));
+                    to_provision.push((*rid, r.try_get::<String, _>("id")?));
                 }
             }
         }

@@ -11,7 +11,7 @@ impl Store {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+        Ok(row.map(|r| r.try_get::<String, _>("value")).transpose()?)
     }
 
     /// Stores `value` under `key` unless the key exists; returns whether it

@@ -17,12 +17,12 @@ const USER_COLUMNS: &str = "id, name, email, role_id, created_at, updated_at";
 
 fn user_from_row(r: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        email: r.try_get(2)?,
-        role_id: r.try_get(3)?,
-        created_at: from_ts(r.try_get(4)?)?,
-        updated_at: from_ts(r.try_get(5)?)?,
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        role_id: r.try_get("role_id")?,
+        created_at: from_ts(r.try_get("created_at")?)?,
+        updated_at: from_ts(r.try_get("updated_at")?)?,
     })
 }
 
@@ -145,9 +145,9 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         for r in &held {
-            let copy_id: i64 = r.try_get(0)?;
-            let parent: i64 = r.try_get(1)?;
-            let source: String = r.try_get(2)?;
+            let copy_id: i64 = r.try_get("id")?;
+            let parent: i64 = r.try_get("parent_profile_id")?;
+            let source: String = r.try_get("source")?;
             insert_audit(
                 &mut tx,
                 actor,
@@ -201,8 +201,8 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for r in &removed {
-                let copy_id: i64 = r.try_get(0)?;
-                let parent: i64 = r.try_get(1)?;
+                let copy_id: i64 = r.try_get("id")?;
+                let parent: i64 = r.try_get("parent_profile_id")?;
                 sqlx::query("DELETE FROM virtual_keys WHERE user_profile_id = $1")
                     .bind(copy_id)
                     .execute(&mut *tx)

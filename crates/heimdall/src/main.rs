@@ -45,6 +45,7 @@ enum Command {
 
 /// Flags of `heimdall mock-provider` (operations.md §Command line).
 #[derive(Debug, clap::Args)]
+#[cfg_attr(not(feature = "mock-provider"), allow(dead_code))]
 struct MockArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081")]
@@ -66,6 +67,7 @@ struct MockArgs {
     error_rate: f64,
 }
 
+#[cfg(feature = "mock-provider")]
 async fn mock_provider(args: MockArgs) -> Result<(), String> {
     let opts = heimdall_testkit::mock::MockOptions {
         latency_ms: args.latency_ms,
@@ -84,6 +86,15 @@ async fn mock_provider(args: MockArgs) -> Result<(), String> {
     heimdall_testkit::mock::serve(listener, opts, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Built without the `mock-provider` feature: no test code is linked.
+#[cfg(not(feature = "mock-provider"))]
+async fn mock_provider(_args: MockArgs) -> Result<(), String> {
+    Err(
+        "this binary was built without the mock provider (cargo feature `mock-provider`, on by default); build it with that feature to use `heimdall mock-provider`"
+            .into(),
+    )
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {

@@ -215,17 +215,23 @@ pub async fn quota(
         "user_id": key.user_id,
         "access_profiles": profiles,
     });
+    // An ordinary read writes nothing. Only the holder of the old value,
+    // while the new one is pending, gets it once, and that read forgets both.
     if let Some(new_value) = &found.pending_value {
         body["rotated_value"] = json!(new_value);
-        state.store.finish_rotation_handover(&key.id).await?;
+        let handed_over = state
+            .store
+            .finish_rotation_handover(&key.id, new_value)
+            .await?;
         // From now on only the new value works, on this node at once. The
         // hand-over is already committed: a failed index update must not
         // swallow the new value, so it is logged, and the old value's index
         // entry then lasts until the next update or the end of its grace.
-        if let Err(e) = state
-            .governance
-            .reload_users(&state.store, std::slice::from_ref(&key.user_id))
-            .await
+        if handed_over
+            && let Err(e) = state
+                .governance
+                .reload_users(&state.store, std::slice::from_ref(&key.user_id))
+                .await
         {
             tracing::error!(error = %e, key_id = %key.id, "policy index not updated after a rotation hand-over");
         }
