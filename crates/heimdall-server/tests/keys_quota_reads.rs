@@ -10,6 +10,7 @@ mod people;
 
 use chrono::Duration;
 use common::{PREFIXES, assert_error};
+use heimdall_testkit::db::every_row;
 use heimdall_testkit::{TestDb, store_test};
 use people::*;
 use serde_json::json;

@@ -19,7 +19,7 @@ use heimdall_testkit::{Reply, TestDb, TestServer, store_test};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 
 /// Requests per backend in CI; a wall-clock guard stops earlier on a slow
 /// machine (the count reached is printed).
@@ -474,50 +474,14 @@ fn hostile_bytes(rng: &mut StdRng) -> Vec<u8> {
     }
 }
 
-/// Every table but the usage counters, row by row, as text.
+/// Every table but the usage counters (the flusher writes those), row by
+/// row, as text.
 async fn store_contents(pool: &AnyPool) -> Vec<String> {
-    const TABLES: &[&str] = &[
-        "settings",
-        "sequences",
-        "roles",
-        "access_profiles",
-        "profile_roles",
-        "profile_versions",
-        "audit_logs",
-        "users",
-        "user_profiles",
-        "virtual_keys",
-        "providers",
-        "provider_keys",
-        "price_overrides",
-    ];
-    let mut out = Vec::new();
-    for table in TABLES {
-        let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
-            .fetch_all(pool)
-            .await
-            .unwrap_or_else(|e| panic!("read {table}: {e}"));
-        for row in rows {
-            let mut line = format!("{table}:");
-            for i in 0..row.len() {
-                let cell = row
-                    .try_get::<Option<String>, _>(i)
-                    .map(|v| format!("{v:?}"))
-                    .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
-                    .or_else(|_| row.try_get::<Option<f64>, _>(i).map(|v| format!("{v:?}")))
-                    .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| format!("{v:?}")))
-                    .or_else(|_| {
-                        row.try_get::<Option<Vec<u8>>, _>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .unwrap_or_else(|e| format!("<unreadable: {e}>"));
-                line.push_str(&cell);
-                line.push('|');
-            }
-            out.push(line);
-        }
-    }
-    out
+    heimdall_testkit::db::every_row(pool)
+        .await
+        .into_iter()
+        .filter(|row| !row.starts_with("usage_counters:"))
+        .collect()
 }
 
 /// The envelope of an error answer.

@@ -117,6 +117,57 @@ impl Drop for TestDb {
     }
 }
 
+/// Every row of every table of the store, usage counters included, as text
+/// (one line per row, sorted), read straight from the database: for tests
+/// that assert a request wrote nothing, or exactly one row.
+pub async fn every_row(pool: &sqlx::AnyPool) -> Vec<String> {
+    use sqlx::Row;
+    const TABLES: &[&str] = &[
+        "settings",
+        "sequences",
+        "roles",
+        "access_profiles",
+        "profile_roles",
+        "profile_versions",
+        "audit_logs",
+        "users",
+        "user_profiles",
+        "virtual_keys",
+        "providers",
+        "provider_keys",
+        "usage_counters",
+        "price_overrides",
+    ];
+    let mut out = Vec::new();
+    for table in TABLES {
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|e| panic!("read {table}: {e}"));
+        for row in rows {
+            let mut line = format!("{table}:");
+            for i in 0..row.len() {
+                let cell = row
+                    .try_get::<Option<String>, _>(i)
+                    .map(|v| format!("{v:?}"))
+                    .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
+                    .or_else(|_| row.try_get::<Option<f64>, _>(i).map(|v| format!("{v:?}")))
+                    .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| format!("{v:?}")))
+                    .or_else(|_| {
+                        row.try_get::<Option<Vec<u8>>, _>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .unwrap_or_else(|e| panic!("{table} column {i} unreadable: {e}"));
+                line.push_str(&cell);
+                line.push('|');
+            }
+            out.push(line);
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::replace_database;

@@ -129,49 +129,7 @@ pub async fn copy_ids(pool: &AnyPool, user: &str) -> Vec<i64> {
         .collect()
 }
 
-const TABLES: &[&str] = &[
-    "settings",
-    "sequences",
-    "roles",
-    "access_profiles",
-    "profile_roles",
-    "profile_versions",
-    "audit_logs",
-    "users",
-    "user_profiles",
-    "virtual_keys",
-    "providers",
-    "provider_keys",
-    "usage_counters",
-    "price_overrides",
-];
-
-/// Every row of every table, as sorted text.
-pub async fn every_row(pool: &AnyPool) -> Vec<String> {
-    let mut out = Vec::new();
-    for table in TABLES {
-        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
-            .fetch_all(pool)
-            .await
-            .unwrap_or_else(|e| panic!("read {table}: {e}"));
-        for row in rows {
-            let mut line = format!("{table}:");
-            for i in 0..row.len() {
-                let cell = row
-                    .try_get::<Option<String>, _>(i)
-                    .map(|v| format!("{v:?}"))
-                    .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
-                    .or_else(|_| row.try_get::<Option<f64>, _>(i).map(|v| format!("{v:?}")))
-                    .unwrap_or_else(|e| panic!("{table} column {i} unreadable: {e}"));
-                line.push_str(&cell);
-                line.push('|');
-            }
-            out.push(line);
-        }
-    }
-    out.sort();
-    out
-}
+pub use heimdall_testkit::db::every_row;
 
 /// Makes `event` (`INSERT`, `UPDATE` or `DELETE`) on `table` fail for rows
 /// matching `when` (an SQL condition on `NEW` or `OLD`), on either backend.
