@@ -10,7 +10,6 @@ mod common;
 use common::*;
 use heimdall_core::copy::PropagateField;
 use heimdall_core::money::Money;
-use heimdall_core::profile::PatchedProfile;
 use heimdall_testkit::{TestDb, store_test};
 
 store_test!(
@@ -89,21 +88,7 @@ store_test!(
         for name in ["a", "b", "c"] {
             user(&store, name, Some(eng)).await;
         }
-        let render = |p: &heimdall_core::profile::AccessProfile| serde_json::json!({"id": p.id});
-        store
-            .update_profile(t.id, ACTOR, now(), &render, |cur| {
-                let mut policy = cur.policy.clone();
-                policy.budgets[0].max_limit = Money(99 * 1_000_000_000);
-                Ok(PatchedProfile {
-                    name: cur.name.clone(),
-                    description: cur.description.clone(),
-                    tags: cur.tags.clone(),
-                    policy,
-                    rotation: cur.rotation.clone(),
-                })
-            })
-            .await
-            .unwrap();
+        set_template_budget(&store, t.id, 99).await;
         let copies = store.list_all_copies().await.unwrap();
         let last = copies.iter().map(|c| c.id).max().unwrap();
         let rows = every_row(&pool).await;

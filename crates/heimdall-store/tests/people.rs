@@ -10,7 +10,6 @@ mod common;
 use common::*;
 use heimdall_core::copy::{CounterKind, PropagateField};
 use heimdall_core::money::Money;
-use heimdall_core::profile::PatchedProfile;
 use heimdall_store::CounterRow;
 use heimdall_testkit::{TestDb, store_test};
 use sqlx::Row;
@@ -227,21 +226,7 @@ store_test!(
             .collect();
         store.save_counters(&counters, now()).await.unwrap();
         // The template's budget goes from $10 to $25.
-        let render = |p: &heimdall_core::profile::AccessProfile| serde_json::json!({"id": p.id});
-        store
-            .update_profile(t.id, ACTOR, now(), &render, |cur| {
-                let mut policy = cur.policy.clone();
-                policy.budgets[0].max_limit = Money(25 * 1_000_000_000);
-                Ok(PatchedProfile {
-                    name: cur.name.clone(),
-                    description: cur.description.clone(),
-                    tags: cur.tags.clone(),
-                    policy,
-                    rotation: cur.rotation.clone(),
-                })
-            })
-            .await
-            .unwrap();
+        set_template_budget(&store, t.id, 25).await;
         let fields = [PropagateField::Budgets];
         let names = ["budgets".to_string()];
 

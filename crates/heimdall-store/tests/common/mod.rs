@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use heimdall_core::money::Money;
-use heimdall_core::profile::{AccessProfile, Budget, Policy, RotationSchedule};
+use heimdall_core::profile::{AccessProfile, Budget, PatchedProfile, Policy, RotationSchedule};
 use heimdall_store::{Backend, NewProfile, Store};
 use heimdall_testkit::TestDb;
 use sqlx::{AnyPool, Row};
@@ -69,6 +69,26 @@ pub async fn template(store: &Store, name: &str, policy: Policy) -> AccessProfil
         )
         .await
         .expect("create template")
+}
+
+/// Sets the first profile-wide budget of template `id` to `dollars`
+/// (a template edit, as before a propagation).
+pub async fn set_template_budget(store: &Store, id: i64, dollars: i64) {
+    let render = |p: &AccessProfile| serde_json::json!({"id": p.id});
+    store
+        .update_profile(id, ACTOR, now(), &render, |cur| {
+            let mut policy = cur.policy.clone();
+            policy.budgets[0].max_limit = Money(dollars * 1_000_000_000);
+            Ok(PatchedProfile {
+                name: cur.name.clone(),
+                description: cur.description.clone(),
+                tags: cur.tags.clone(),
+                policy,
+                rotation: cur.rotation.clone(),
+            })
+        })
+        .await
+        .unwrap();
 }
 
 pub async fn role(store: &Store, name: &str) -> i64 {
